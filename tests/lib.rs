@@ -1,0 +1,1 @@
+//! Cross-crate end-to-end and adversarial tests live in tests/.
