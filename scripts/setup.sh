@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what orchestrate's build, tests and benchmarks need on a fresh Debian machine that already has the
+# Rust toolchain. Idempotent: anything already present is left alone, and apt's index is refreshed only when a
+# package is actually missing. Run as root (CI does); without root it only reports what is missing.
+set -euo pipefail
+
+APT_PACKAGES=(
+  git           # the run engine and the gate drive git
+  e2fsprogs     # mkfs.ext4 for the optional ext4 sandbox volume
+  uidmap        # newuidmap/newgidmap for the unprivileged (weaker) mode
+  bubblewrap    # only for the launch-cost comparison in bench/launch.sh
+  hyperfine     # benchmarks
+  jq            # benchmark post-processing
+  python3       # benchmark post-processing
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages (run as root to install): ${missing[*]}" >&2
+  else
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "setup: Debian packages present"
+fi
+
+# Rust components the suite uses.
+if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy; fi
+if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then rustup component add rustfmt; fi
+echo "setup: done"
