@@ -3,5 +3,22 @@
 //! the orchestrator exchange, signed artifacts, and stop reason codes.
 //!
 //! If two processes must agree on it, it lives here.
+#![warn(missing_docs)]
 
+pub mod artifact;
 pub mod canonical;
+pub mod config;
+pub mod fr;
+pub mod frame;
+pub mod load;
+mod locate;
+pub mod merge;
+mod message;
+pub mod plan;
+pub mod roles;
+mod roles_validate;
+pub mod schema;
+pub mod stop;
+
+pub use roles::RoleName;
+pub use stop::StopCode;

@@ -1,0 +1,356 @@
+//! `roles.yaml`: who may read, write, run and send what, with which limits.
+//!
+//! The platform owner writes this file; every role process, the gate and the orchestrator read it.
+//! Field names are the contract (see `/roles.yaml` and `schemas/roles.schema.json`); validation
+//! (in `roles_validate.rs`) refuses a file that would leave a role with an unclear or unsafe policy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::MessageKind;
+
+pub use crate::roles_validate::{ProtectedPaths, RolesError};
+
+/// The whole `roles.yaml` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesFile {
+    /// Schema version of this file; only `1` exists.
+    pub version: u32,
+    /// Containment settings shared by every role.
+    pub sandbox: SandboxSettings,
+    /// One policy per role; all six roles must be present.
+    pub roles: BTreeMap<RoleName, RolePolicy>,
+    /// The promotion gate's OS identity.
+    pub gate: ServiceUser,
+    /// The orchestrator's OS identity.
+    pub orchestrator: ServiceUser,
+    /// Cost budgets and their thresholds.
+    pub budgets: Budgets,
+    /// Globs (from the repository root) that no agent diff may touch.
+    pub protected_paths: Vec<String>,
+    /// OS users allowed to promote staging to main.
+    pub approvers: Vec<String>,
+}
+
+/// The six roles. The kebab-case strings are stable: they name OS users' policies, key files and
+/// audit rows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleName {
+    /// Turns the FR into a WORK_PLAN.
+    Planner,
+    /// Writes the change.
+    Codegen,
+    /// Reviews the diff with deterministic rules.
+    SecurityReview,
+    /// Runs the approved test commands.
+    TestRunner,
+    /// Runs the model gateway and keeps the cost ledger.
+    CostControl,
+    /// Judges whether an iteration made progress.
+    ProgressEvaluator,
+}
+
+impl RoleName {
+    /// All six roles, in pipeline order.
+    pub const ALL: [RoleName; 6] = [
+        RoleName::Planner,
+        RoleName::Codegen,
+        RoleName::SecurityReview,
+        RoleName::TestRunner,
+        RoleName::CostControl,
+        RoleName::ProgressEvaluator,
+    ];
+
+    /// The stable kebab-case name, e.g. `security-review`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleName::Planner => "planner",
+            RoleName::Codegen => "codegen",
+            RoleName::SecurityReview => "security-review",
+            RoleName::TestRunner => "test-runner",
+            RoleName::CostControl => "cost-control",
+            RoleName::ProgressEvaluator => "progress-evaluator",
+        }
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the six role names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}`, expected one of: planner, codegen, security-review, test-runner, cost-control, progress-evaluator")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for RoleName {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RoleName::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// One role's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePolicy {
+    /// The OS user the role runs as.
+    pub user: String,
+    /// Readable paths: a placeholder (`{repo}`, `{volume}`, `{scratch}`, `{toolchain}`, optionally
+    /// followed by `/sub/path`) or an absolute path.
+    pub read: Vec<String>,
+    /// Writable paths: only placeholders that live on the sandbox volume
+    /// (`{repo}`, `{volume}`, `{scratch}`).
+    pub write: Vec<String>,
+    /// Network access.
+    pub network: Network,
+    /// argv prefixes the role may execute (never a shell).
+    pub commands: Vec<String>,
+    /// Message kinds the role may send to the orchestrator.
+    pub messages: Vec<MessageKind>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// What drives the role.
+    pub driver: Driver,
+}
+
+impl RolePolicy {
+    /// Whether this role may send a message of `kind`.
+    pub fn may_send(&self, kind: MessageKind) -> bool {
+        self.messages.contains(&kind)
+    }
+
+    /// Whether `command` (split on whitespace) starts with one of the role's command prefixes,
+    /// compared word by word so `cargo test` covers `cargo test --lib` but not `cargo testx`.
+    pub fn may_run(&self, command: &str) -> bool {
+        self.commands.iter().any(|p| command_has_prefix(command, p))
+    }
+}
+
+/// Whether `command` starts with `prefix`, word by word (whitespace-separated).
+pub fn command_has_prefix(command: &str, prefix: &str) -> bool {
+    let mut cmd = command.split_whitespace();
+    let mut any = false;
+    for word in prefix.split_whitespace() {
+        any = true;
+        if cmd.next() != Some(word) {
+            return false;
+        }
+    }
+    any
+}
+
+/// Network policy of a role: `none`, `gateway`, or `{allowlist: [host:port, ...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// Loopback only, in a network namespace of its own.
+    None,
+    /// Only the cost-control gateway's unix socket.
+    Gateway,
+    /// The gateway plus these `host:port` destinations.
+    Allowlist(Vec<String>),
+}
+
+/// Resource limits of one role process. All values must be positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// CPU time (RLIMIT_CPU), seconds.
+    pub cpu_seconds: u64,
+    /// Memory (cgroup memory limit), MiB.
+    pub memory_mb: u64,
+    /// Processes and threads (cgroup pids limit).
+    pub pids: u64,
+    /// Wall-clock time, enforced by the orchestrator, seconds.
+    pub wall_seconds: u64,
+    /// Open files (RLIMIT_NOFILE).
+    pub nofile: u64,
+    /// Largest file the role may write (RLIMIT_FSIZE), MiB.
+    pub fsize_mb: u64,
+}
+
+/// What drives a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// Built-in deterministic logic, no model.
+    Deterministic,
+    /// Applies a recorded agent session.
+    Replay,
+    /// Runs a coding-agent CLI inside the sandbox.
+    Command,
+    /// Built-in tool loop against a model API through the gateway.
+    Llm,
+}
+
+/// Containment settings shared by every role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Layers that must be live for a role to start (unless `--allow-weaker`).
+    pub require: Vec<Layer>,
+    /// Absolute system paths bound read-only into every role's root.
+    pub system_read: Vec<String>,
+    /// Environment variables that may pass into a role.
+    pub env_allow: Vec<String>,
+    /// The per-run sandbox volume.
+    pub volume: VolumeSettings,
+}
+
+/// A containment layer. The snake_case strings are stable (manifests and `doctor` print them).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// Per-role OS user and group.
+    Identity,
+    /// Mount namespace, minimal root, overlay repo view.
+    Mount,
+    /// PID namespace.
+    Pid,
+    /// IPC namespace.
+    Ipc,
+    /// UTS namespace.
+    Uts,
+    /// Network namespace with loopback only.
+    Network,
+    /// Landlock filesystem and TCP rules.
+    Landlock,
+    /// seccomp syscall filter.
+    Seccomp,
+    /// Resource rlimits.
+    Rlimits,
+    /// cgroup memory and pids limits.
+    Cgroups,
+    /// Empty environment plus an allowlist.
+    Env,
+}
+
+impl Layer {
+    /// Every layer, in the order they are listed in the design.
+    pub const ALL: [Layer; 11] = [
+        Layer::Identity,
+        Layer::Mount,
+        Layer::Pid,
+        Layer::Ipc,
+        Layer::Uts,
+        Layer::Network,
+        Layer::Landlock,
+        Layer::Seccomp,
+        Layer::Rlimits,
+        Layer::Cgroups,
+        Layer::Env,
+    ];
+
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Identity => "identity",
+            Layer::Mount => "mount",
+            Layer::Pid => "pid",
+            Layer::Ipc => "ipc",
+            Layer::Uts => "uts",
+            Layer::Network => "network",
+            Layer::Landlock => "landlock",
+            Layer::Seccomp => "seccomp",
+            Layer::Rlimits => "rlimits",
+            Layer::Cgroups => "cgroups",
+            Layer::Env => "env",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a layer name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown containment layer `{0}`")]
+pub struct UnknownLayer(pub String);
+
+impl FromStr for Layer {
+    type Err = UnknownLayer;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Layer::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| UnknownLayer(s.to_owned()))
+    }
+}
+
+/// The per-run sandbox volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSettings {
+    /// Plain directory, or a loop-mounted ext4 image that caps disk writes.
+    pub kind: VolumeKind,
+    /// Size of the ext4 image (and the write quota), MiB.
+    pub size_mb: u64,
+}
+
+/// How the sandbox volume is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// A directory in the state dir (no disk quota).
+    Directory,
+    /// A loop-mounted ext4 image of `size_mb`.
+    Ext4,
+}
+
+/// An OS identity of a service process (gate, orchestrator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUser {
+    /// OS user name.
+    pub user: String,
+}
+
+/// Cost budgets (USD) and the percentages at which cost-control warns, pauses for a human, stops.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Ceiling for one model request.
+    pub per_request_usd: f64,
+    /// Ceiling for one run.
+    pub per_run_usd: f64,
+    /// Ceiling for a calendar month.
+    pub per_month_usd: f64,
+    /// Warn at this percentage of a budget.
+    pub warn_pct: u8,
+    /// Pause for a human at this percentage.
+    pub escalate_pct: u8,
+    /// Stop at this percentage.
+    pub stop_pct: u8,
+}
+
+impl RolesFile {
+    /// The policy of `role`; validation guarantees all six are present.
+    pub fn role(&self, role: RoleName) -> Option<&RolePolicy> {
+        self.roles.get(&role)
+    }
+}
+
+#[cfg(test)]
+#[path = "roles_tests.rs"]
+mod tests;
