@@ -1,1 +1,17 @@
-//! placeholder
+//! Containment for orchestrate's role processes.
+//!
+//! `plan` turns one role's policy into data (pure, tested everywhere); `linux` applies it in a
+//! fixed order: namespaces → mounts → pivot_root → Landlock → identity → close fds → setsid →
+//! seccomp → exec. `volume` lays out the run's sandbox volume, `probe` says what this host can do,
+//! `exec` is `orchestrate sandbox exec`.
+
+pub mod plan;
+pub mod report;
+pub mod volume;
+#[cfg(target_os = "linux")]
+pub mod linux;
+#[cfg(target_os = "linux")]
+pub mod probe;
+#[cfg(target_os = "linux")]
+pub mod exec;
+pub mod setup;

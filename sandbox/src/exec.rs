@@ -1,0 +1,208 @@
+//! `orchestrate sandbox exec --role ROLE [--volume DIR] [--repo DIR] [--allow-weaker] -- CMD`:
+//! one role's full containment around an arbitrary command. The CLI maps roles.yaml into
+//! [`RoleSpec`]/[`SandboxSpec`] (plain data, so this crate needs no YAML) and calls [`exec`].
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use crate::linux::launch::{self, LaunchError, Launcher};
+use crate::plan::{HostPaths, Identity, Layer, Limits, Network, Plan, PlanError, PolicyInput};
+use crate::probe;
+use crate::report::{LaunchReport, LayerReport, LayerStatus};
+use crate::volume::{VolumeError, VolumeLayout};
+
+/// One role from roles.yaml, placeholders unresolved (`{repo}`, `{volume}`, `{scratch}`, `{toolchain}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub user: String,
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+    /// `true` for `network: gateway`.
+    pub gateway: bool,
+    pub limits: Limits,
+}
+
+/// roles.yaml's `sandbox` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxSpec {
+    pub require: BTreeSet<Layer>,
+    pub system_read: Vec<PathBuf>,
+    pub env_allow: Vec<String>,
+}
+
+/// Everything one `sandbox exec` needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub role: RoleSpec,
+    pub sandbox: SandboxSpec,
+    /// The repository (its HEAD is materialised into the volume's lower layer).
+    pub repo: PathBuf,
+    /// The sandbox volume; must not be under /tmp (the role's /tmp is mounted there).
+    pub volume: PathBuf,
+    /// `{toolchain}`: e.g. RUSTUP_HOME and CARGO_HOME (read-only).
+    pub toolchain: Vec<PathBuf>,
+    pub gateway_socket: Option<PathBuf>,
+    pub allow_weaker: bool,
+    /// `None`: look the role's OS user up by name.
+    pub identity: Option<Identity>,
+    /// Layers to switch on (normally all).
+    pub enabled: BTreeSet<Layer>,
+    pub cgroup_root: PathBuf,
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("role {role}: placeholder in {value:?} is unknown (known: {{repo}} {{volume}} {{scratch}} {{toolchain}})")]
+    Placeholder { role: String, value: String },
+    #[error("identity: OS user {user:?} for role {role} does not exist (run `orchestrate setup`, or --allow-weaker)")]
+    NoUser { role: String, user: String },
+    #[error("volume: {0}")]
+    Volume(#[from] VolumeError),
+    #[error("plan: {0}")]
+    Plan(#[from] PlanError),
+    #[error("launch: {0}")]
+    Launch(#[from] LaunchError),
+    #[error("role {role} needs network: gateway but no gateway socket was given")]
+    NoGateway { role: String },
+}
+
+/// uid/gid of an OS user, if it exists.
+pub fn lookup_user(name: &str) -> Option<Identity> {
+    let c = CString::new(name).ok()?;
+    let mut pwd = std::mem::MaybeUninit::<libc::passwd>::zeroed();
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, writable memory of the right size; getpwnam_r is
+    // the thread-safe variant.
+    let r = unsafe { libc::getpwnam_r(c.as_ptr(), pwd.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut out) };
+    if r != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: getpwnam_r returned 0 with a non-null result, so pwd is filled in.
+    let pwd = unsafe { pwd.assume_init() };
+    Some(Identity { uid: pwd.pw_uid, gid: pwd.pw_gid })
+}
+
+fn resolve(role: &str, value: &str, repo: &Path, vol: &VolumeLayout, toolchain: &[PathBuf]) -> Result<Vec<PathBuf>, ExecError> {
+    let err = || ExecError::Placeholder { role: role.to_owned(), value: value.to_owned() };
+    let one = |base: PathBuf, rest: &str| -> Vec<PathBuf> {
+        let rest = rest.trim_start_matches('/');
+        vec![if rest.is_empty() { base } else { base.join(rest) }]
+    };
+    if let Some(rest) = value.strip_prefix("{repo}") {
+        return Ok(one(repo.to_path_buf(), rest));
+    }
+    if let Some(rest) = value.strip_prefix("{volume}") {
+        return Ok(one(vol.root.clone(), rest));
+    }
+    if let Some(rest) = value.strip_prefix("{scratch}") {
+        return Ok(one(vol.scratch(role), rest));
+    }
+    if let Some(rest) = value.strip_prefix("{toolchain}") {
+        return Ok(toolchain.iter().flat_map(|t| one(t.clone(), rest)).collect());
+    }
+    if value.contains('{') || !value.starts_with('/') {
+        return Err(err());
+    }
+    Ok(vec![PathBuf::from(value)])
+}
+
+/// Builds the role's plan (creating and materialising the volume). Returns the plan plus the
+/// layers that had to be dropped up front (identity without a user) for the report.
+pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError> {
+    let role = &req.role;
+    let unprivileged = crate::linux::sys::geteuid() != 0;
+    let mut enabled = req.enabled.clone();
+    let mut dropped = Vec::new();
+    let identity = if !enabled.contains(&Layer::Identity) {
+        None
+    } else if unprivileged {
+        enabled.remove(&Layer::Identity);
+        dropped.push(LayerReport { layer: Layer::Identity, status: LayerStatus::Unavailable { reason: "not root: no per-role user".to_owned() } });
+        None
+    } else {
+        match req.identity.or_else(|| lookup_user(&role.user)) {
+            Some(id) => Some(id),
+            None if req.allow_weaker => {
+                enabled.remove(&Layer::Identity);
+                dropped.push(LayerReport {
+                    layer: Layer::Identity,
+                    status: LayerStatus::Unavailable { reason: format!("OS user {:?} does not exist", role.user) },
+                });
+                None
+            }
+            None => return Err(ExecError::NoUser { role: role.name.clone(), user: role.user.clone() }),
+        }
+    };
+    let vol = VolumeLayout::new(&req.volume);
+    let writes_repo = role.write.iter().any(|w| w == "{repo}");
+    vol.create(if writes_repo { identity } else { None })?;
+    vol.create_role(&role.name, identity)?;
+    vol.materialise_git(&req.repo, "HEAD", if writes_repo { identity } else { None })?;
+    let mut read = Vec::new();
+    for r in &role.read {
+        read.extend(resolve(&role.name, r, &req.repo, &vol, &req.toolchain)?);
+    }
+    let mut write = Vec::new();
+    for w in &role.write {
+        write.extend(resolve(&role.name, w, &req.repo, &vol, &req.toolchain)?);
+    }
+    let network = match (role.gateway, &req.gateway_socket) {
+        (false, _) => Network::None,
+        (true, Some(s)) => Network::Gateway { socket: s.clone() },
+        (true, None) => return Err(ExecError::NoGateway { role: role.name.clone() }),
+    };
+    let env = req
+        .sandbox
+        .env_allow
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+        .collect();
+    let input = PolicyInput {
+        role: role.name.clone(),
+        identity,
+        read,
+        write,
+        system_read: req.sandbox.system_read.clone(),
+        network,
+        limits: role.limits,
+        env,
+        require: req.sandbox.require.clone(),
+        enabled,
+        allow_weaker: req.allow_weaker,
+        repo: Some(vol.repo_view(&req.repo)),
+        home: vol.home(&role.name),
+        tmp: vol.tmp(&role.name),
+        cwd: req.repo.clone(),
+        argv: req.argv.clone(),
+        path_prepend: req.toolchain.iter().map(|t| t.join("bin")).collect(),
+        pass_fds: Vec::new(),
+    };
+    let host = HostPaths {
+        jail_root: vol.jail_root(),
+        cgroup: probe::detect_cgroup(&req.cgroup_root),
+        launch_id: format!("{}-{}-{}", role.name, std::process::id(), unique()),
+        unprivileged,
+    };
+    // An identity dropped for weaker mode is not "switched off": report it as unavailable.
+    let mut plan = Plan::build(&input, &host)?;
+    plan.switched_off.retain(|l| !dropped.iter().any(|d| d.layer == *l));
+    Ok((plan, dropped))
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// Runs the command under the role's containment with inherited stdio; the report's
+/// `exit_code()` is the status to exit with.
+pub fn exec(req: &ExecRequest, launcher: &Launcher) -> Result<LaunchReport, ExecError> {
+    let (plan, dropped) = prepare(req)?;
+    let mut report = launch::run(launcher, &plan)?;
+    report.layers.extend(dropped);
+    report.layers.sort_by_key(|l| l.layer);
+    Ok(report)
+}

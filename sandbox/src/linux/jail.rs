@@ -1,0 +1,312 @@
+//! The jail helper: a fresh single-threaded process (the `orchestrate-jail` binary, or a hidden
+//! subcommand that calls [`jail_main`]) started by [`super::launch`]. It creates the cgroup,
+//! unshares the pid namespace (and the user namespace in unprivileged mode), forks the child that
+//! becomes pid 1 (see `child.rs` for the in-child order), enforces the wall clock, cleans up and
+//! writes the [`LaunchReport`].
+//!
+//! Fds it is started with: 3 = the serialized plan (read to EOF), 4 = where the report goes,
+//! 5.. = fds to pass to the command, in `plan.pass_fds` order.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{FromRawFd, RawFd};
+use std::time::Instant;
+
+use super::child::{self, ChildMsg, Prepared, FORWARDED};
+use super::{cgroup, seccomp, sys};
+use crate::plan::{Layer, Plan};
+use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
+
+pub const PLAN_FD: RawFd = 3;
+pub const REPORT_FD: RawFd = 4;
+pub const PASS_FD_BASE: RawFd = 5;
+
+/// Entry point of the helper process; returns the exit code to pass through.
+pub fn jail_main() -> i32 {
+    // SAFETY: the launcher placed the plan pipe's read end at PLAN_FD for this process alone.
+    let mut plan_file = unsafe { std::fs::File::from_raw_fd(PLAN_FD) };
+    let mut text = Vec::new();
+    let report = match plan_file.read_to_end(&mut text).map_err(|e| e.to_string()).and_then(|_| {
+        serde_json::from_slice::<Plan>(&text).map_err(|e| e.to_string())
+    }) {
+        Ok(plan) => {
+            drop(plan_file);
+            supervise(&plan)
+        }
+        Err(e) => LaunchReport {
+            role: String::new(),
+            layers: Vec::new(),
+            exit: None,
+            wall_killed: false,
+            setup_failure: Some(SetupFailure { layer: None, error: format!("reading the plan from fd {PLAN_FD}: {e}") }),
+            exec_failure: None,
+            elapsed_ms: 0,
+        },
+    };
+    if let Ok(json) = serde_json::to_vec(&report) {
+        // The launcher reads this; if it is gone there is nobody left to tell.
+        let _ = sys::write_all(REPORT_FD, &json);
+    }
+    sys::close(REPORT_FD);
+    report.exit_code()
+}
+
+struct Supervisor<'a> {
+    plan: &'a Plan,
+    report: LaunchReport,
+    start: Instant,
+}
+
+impl Supervisor<'_> {
+    /// Records a helper-side layer outcome; `Err(())` means: fail closed, stop here.
+    fn outcome(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), ()> {
+        let status = match result {
+            Ok(()) => LayerStatus::Applied,
+            Err(error) => {
+                if self.plan.require.contains(&layer) && !self.plan.allow_weaker {
+                    self.report.setup_failure = Some(SetupFailure { layer: Some(layer), error });
+                    return Err(());
+                }
+                LayerStatus::Unavailable { reason: error }
+            }
+        };
+        self.report.layers.push(LayerReport { layer, status });
+        Ok(())
+    }
+
+    fn fail(&mut self, error: String) -> LaunchReport {
+        self.report.setup_failure = Some(SetupFailure { layer: None, error });
+        self.finish()
+    }
+
+    fn finish(&mut self) -> LaunchReport {
+        self.report.elapsed_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Report in the fixed layer order, whatever order the steps ran in.
+        self.report.layers.sort_by_key(|l| l.layer);
+        self.report.clone()
+    }
+}
+
+fn cstrings<I: IntoIterator<Item = Vec<u8>>>(items: I) -> Result<Vec<CString>, String> {
+    items.into_iter().map(|b| CString::new(b).map_err(|e| format!("argument or variable with NUL: {e}"))).collect()
+}
+
+/// Runs the plan and returns what happened.
+pub fn supervise(plan: &Plan) -> LaunchReport {
+    let mut s = Supervisor {
+        plan,
+        start: Instant::now(),
+        report: LaunchReport {
+            role: plan.role.clone(),
+            layers: plan
+                .switched_off
+                .iter()
+                .map(|l| LayerReport { layer: *l, status: LayerStatus::Skipped { reason: "switched off for this launch".to_owned() } })
+                .collect(),
+            exit: None,
+            wall_killed: false,
+            setup_failure: None,
+            exec_failure: None,
+            elapsed_ms: 0,
+        },
+    };
+    let argv = match cstrings(plan.argv.iter().map(|a| a.clone().into_bytes())) {
+        Ok(a) => a,
+        Err(e) => return s.fail(e),
+    };
+    let env = match &plan.env {
+        Some(vars) => cstrings(vars.iter().map(|(k, v)| format!("{k}={v}").into_bytes())),
+        None => cstrings(std::env::vars_os().map(|(k, v)| {
+            let mut b = k.into_encoded_bytes();
+            b.push(b'=');
+            b.extend(v.into_encoded_bytes());
+            b
+        })),
+    };
+    let env = match env {
+        Ok(e) => e,
+        Err(e) => return s.fail(e),
+    };
+    let compiled = match &plan.seccomp {
+        Some(sp) => match seccomp::compile(sp) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if s.outcome(Layer::Seccomp, Err(e.to_string())).is_err() {
+                    return s.finish();
+                }
+                None
+            }
+        },
+        None => None,
+    };
+    let cg = match &plan.cgroup {
+        Some(cp) => match cgroup::Cgroup::create(cp) {
+            Ok(cg) => Some(cg),
+            Err(e) => {
+                if s.outcome(Layer::Cgroups, Err(e.to_string())).is_err() {
+                    return s.finish();
+                }
+                None
+            }
+        },
+        None => {
+            if !plan.switched_off.contains(&Layer::Cgroups) {
+                let r = Err("no memory/pids cgroup controllers on this host".to_owned());
+                if s.outcome(Layer::Cgroups, r).is_err() {
+                    return s.finish();
+                }
+            }
+            None
+        }
+    };
+    let mut signals = vec![libc::SIGCHLD];
+    signals.extend(FORWARDED);
+    let set = match sys::sigset(&signals) {
+        Ok(set) => set,
+        Err(e) => return s.fail(format!("sigset: {e}")),
+    };
+    for sig in FORWARDED {
+        if let Err(e) = sys::set_noop_handler(sig) {
+            return s.fail(format!("signal handler {sig}: {e}"));
+        }
+    }
+    if let Err(e) = sys::sigprocmask(libc::SIG_BLOCK, &set) {
+        return s.fail(format!("sigprocmask: {e}"));
+    }
+    // Orphans of the command (when there is no pid namespace) come back to us to be killed.
+    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    if plan.namespaces.user {
+        if let Err(e) = super::userns::enter() {
+            return s.fail(format!("user namespace: {e}"));
+        }
+    }
+    if plan.namespaces.pid {
+        let r = sys::unshare(libc::CLONE_NEWPID).map_err(|e| format!("unshare(CLONE_NEWPID): {e}"));
+        if s.outcome(Layer::Pid, r).is_err() {
+            return s.finish();
+        }
+    }
+    let (status_r, status_w) = match sys::pipe_cloexec() {
+        Ok(p) => p,
+        Err(e) => return s.fail(format!("status pipe: {e}")),
+    };
+    let (go_r, go_w) = match sys::pipe_cloexec() {
+        Ok(p) => p,
+        Err(e) => return s.fail(format!("go pipe: {e}")),
+    };
+    let prep = Prepared {
+        plan,
+        seccomp: compiled.as_ref(),
+        argv,
+        env,
+        pass_from: (0..plan.pass_fds.len()).map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0)).collect(),
+    };
+    let helper = sys::getpid();
+    let pid = match sys::fork() {
+        Ok(0) => {
+            sys::close(status_r);
+            sys::close(go_w);
+            child::run(&prep, status_w, helper, go_r)
+        }
+        Ok(pid) => pid,
+        Err(e) => return s.fail(format!("fork: {e}")),
+    };
+    sys::close(status_w);
+    sys::close(go_r);
+    for fd in &prep.pass_from {
+        sys::close(*fd);
+    }
+    if let Some(cg) = &cg {
+        let r = cg.join(pid).map_err(|e| e.to_string());
+        if s.outcome(Layer::Cgroups, r).is_err() {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid, 0);
+            sys::close(go_w);
+            sys::close(status_r);
+            return s.finish();
+        }
+    }
+    let released = sys::write_all(go_w, b"g");
+    sys::close(go_w);
+    if let Err(e) = released {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        let _ = sys::waitpid(pid, 0);
+        sys::close(status_r);
+        return s.fail(format!("releasing the child: {e}"));
+    }
+    let (status, wall_killed) = wait_with_deadline(pid, &set, plan.wall_seconds, s.start);
+    s.report.wall_killed = wall_killed;
+    if !plan.namespaces.pid || wall_killed {
+        // Without a pid namespace, the command's leftovers share the child's process group.
+        let _ = sys::kill(-pid, libc::SIGKILL);
+    }
+    if let Some(cg) = cg {
+        if let Err(e) = cg.remove() {
+            eprintln!("orchestrate-jail: {e}");
+        }
+    }
+    reap_orphans();
+    read_messages(status_r, &mut s.report);
+    sys::close(status_r);
+    if s.report.exit.is_none() && s.report.setup_failure.is_none() && s.report.exec_failure.is_none() {
+        s.report.exit = status.map(Exit::from_wait_status);
+    }
+    s.finish()
+}
+
+/// Waits for `pid`, forwarding signals; SIGKILLs it at the wall-clock deadline.
+fn wait_with_deadline(pid: libc::pid_t, set: &libc::sigset_t, wall_seconds: u64, start: Instant) -> (Option<i32>, bool) {
+    let deadline_ms = wall_seconds.saturating_mul(1000);
+    let mut killed = false;
+    loop {
+        match sys::waitpid(pid, libc::WNOHANG) {
+            Ok(Some((_, status))) => return (Some(status), killed),
+            Ok(None) => {}
+            Err(_) => return (None, killed),
+        }
+        let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let timeout = if killed || wall_seconds == 0 { None } else { Some(deadline_ms.saturating_sub(elapsed)) };
+        match sys::sigtimedwait(set, timeout) {
+            Ok(None) => {
+                // SIGKILL to pid 1 of the namespace kills every process in it.
+                let _ = sys::kill(pid, libc::SIGKILL);
+                let _ = sys::kill(-pid, libc::SIGKILL);
+                killed = true;
+            }
+            Ok(Some(sig)) if FORWARDED.contains(&sig) => {
+                let _ = sys::kill(pid, sig);
+            }
+            Ok(Some(_)) => {}
+            Err(_) => return (sys::waitpid(pid, 0).ok().flatten().map(|(_, st)| st), killed),
+        }
+    }
+}
+
+fn reap_orphans() {
+    while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
+}
+
+fn read_messages(fd: RawFd, report: &mut LaunchReport) {
+    // Every writer is gone or exec'd by now; non-blocking guards against a leaked write end.
+    let _ = sys::set_nonblocking(fd);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = sys::read(fd, &mut chunk) {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<ChildMsg>(line) {
+            Ok(ChildMsg::Layer(l)) => {
+                report.layers.retain(|x| x.layer != l.layer);
+                report.layers.push(l);
+            }
+            Ok(ChildMsg::Fatal(f)) => report.setup_failure = Some(f),
+            Ok(ChildMsg::ExecFailed(e)) => report.exec_failure = Some(e),
+            Ok(ChildMsg::Exit(e)) => report.exit = Some(e),
+            Err(_) => {}
+        }
+    }
+}
