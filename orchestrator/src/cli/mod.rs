@@ -1,0 +1,107 @@
+//! The `orchestrate` command line.
+//!
+//! Layout: this file holds the clap [`Cli`] (global flags) and the [`Command`] enum, and
+//! dispatches; each subcommand lives in its own file with its `Args` type, its own error enum
+//! (implementing [`exit::Failure`], which maps it to a row of the exit-code table) and a
+//! `run(&Context, &Output, &Args) -> Result<ExitCode, Error>` function. A subcommand returns
+//! `Ok(ExitCode::Failed)` when it worked and its answer is "no" (findings, tampering), and
+//! `Err(..)` when it could not do its job; dispatch prints the error once, on stderr (and as
+//! `{"error": ...}` on stdout under `--json`).
+//!
+//! Adding a subcommand `frobnicate`:
+//! 1. `src/cli/frobnicate.rs` with `pub struct FrobnicateArgs` (`#[derive(clap::Args)]`, with a
+//!    `json: bool` field if it is a read command), `pub enum FrobnicateError` (thiserror) plus
+//!    `impl Failure for FrobnicateError`, and `pub fn run(ctx, out, args)`;
+//! 2. here: `mod frobnicate;`, a variant `Frobnicate(frobnicate::FrobnicateArgs)` in
+//!    [`Command`] (its doc comment is the help text), and one arm in [`Command::json`] and
+//!    [`dispatch`].
+//!
+//! Exit codes: see [`exit`] (the one table).
+
+mod audit;
+mod context;
+pub mod exit;
+mod init;
+mod logging;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+pub use context::{Context, ContextError};
+use exit::{ExitCode, Failure};
+use output::Output;
+
+/// Lets AI coding agents work unattended safely: every run is bound to a Functional Requirement,
+/// split across contained role processes, gated, and audited.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrate", version, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 check failed / findings / tampering detected, \
+2 usage or invalid input, 3 containment unavailable, 4 run stopped, 5 internal or I/O error.")]
+pub struct Cli {
+    /// The repository (default: the git top level of the current directory, else the current
+    /// directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where orchestrate keeps its database and audit trail (default: /var/lib/orchestrate as
+    /// root, else $XDG_STATE_HOME/orchestrate or ~/.local/state/orchestrate).
+    #[arg(long, global = true, value_name = "DIR", env = "ORCHESTRATE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write roles.yaml, an example FR (frs/FR-1.yaml) and its frs/config.yaml into the
+    /// repository; refuses (exit 2) if any of them exists.
+    Init(init::InitArgs),
+    /// Inspect the audit trail.
+    Audit(audit::AuditArgs),
+}
+
+impl Command {
+    /// True when the command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Command::Init(_) => false,
+            Command::Audit(a) => a.json(),
+        }
+    }
+}
+
+/// Parses the command line, sets up logging, runs the subcommand and returns its exit code.
+/// Usage errors exit 2 from inside clap, as the table says.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    dispatch(&cli).into()
+}
+
+/// Runs the subcommand `cli` names.
+pub fn dispatch(cli: &Cli) -> ExitCode {
+    let ctx = Context::new(cli.repo.clone(), cli.state_dir.clone());
+    let out = Output::new(cli.command.json());
+    match &cli.command {
+        Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
+        Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+    }
+}
+
+fn finish<E: Failure>(out: &Output, result: Result<ExitCode, E>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            tracing::debug!(error = ?e, "command failed");
+            out.error(&e, code);
+            code
+        }
+    }
+}
