@@ -1,0 +1,3 @@
+//! One module per role; each exposes pure functions from its task to its reply body.
+
+pub mod libtest;
