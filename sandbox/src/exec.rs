@@ -7,8 +7,9 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::linux::launch::{self, LaunchError, Launcher};
-use crate::plan::{HostPaths, Identity, Layer, Limits, Network, Plan, PlanError, PolicyInput};
-use crate::probe;
+use crate::plan::{
+    CgroupHost, HostPaths, Identity, Layer, Limits, Network, Plan, PlanError, PolicyInput,
+};
 use crate::report::{LaunchReport, LayerReport, LayerStatus};
 use crate::volume::{VolumeError, VolumeLayout};
 
@@ -49,7 +50,8 @@ pub struct ExecRequest {
     pub identity: Option<Identity>,
     /// Layers to switch on (normally all).
     pub enabled: BTreeSet<Layer>,
-    pub cgroup_root: PathBuf,
+    /// Where the memory and pids controllers are (`probe::host_cgroup()`).
+    pub cgroup: CgroupHost,
     pub argv: Vec<String>,
 }
 
@@ -77,20 +79,44 @@ pub fn lookup_user(name: &str) -> Option<Identity> {
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer refers to live, writable memory of the right size; getpwnam_r is
     // the thread-safe variant.
-    let r = unsafe { libc::getpwnam_r(c.as_ptr(), pwd.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut out) };
+    let r = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
     if r != 0 || out.is_null() {
         return None;
     }
     // SAFETY: getpwnam_r returned 0 with a non-null result, so pwd is filled in.
     let pwd = unsafe { pwd.assume_init() };
-    Some(Identity { uid: pwd.pw_uid, gid: pwd.pw_gid })
+    Some(Identity {
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    })
 }
 
-fn resolve(role: &str, value: &str, repo: &Path, vol: &VolumeLayout, toolchain: &[PathBuf]) -> Result<Vec<PathBuf>, ExecError> {
-    let err = || ExecError::Placeholder { role: role.to_owned(), value: value.to_owned() };
+fn resolve(
+    role: &str,
+    value: &str,
+    repo: &Path,
+    vol: &VolumeLayout,
+    toolchain: &[PathBuf],
+) -> Result<Vec<PathBuf>, ExecError> {
+    let err = || ExecError::Placeholder {
+        role: role.to_owned(),
+        value: value.to_owned(),
+    };
     let one = |base: PathBuf, rest: &str| -> Vec<PathBuf> {
         let rest = rest.trim_start_matches('/');
-        vec![if rest.is_empty() { base } else { base.join(rest) }]
+        vec![if rest.is_empty() {
+            base
+        } else {
+            base.join(rest)
+        }]
     };
     if let Some(rest) = value.strip_prefix("{repo}") {
         return Ok(one(repo.to_path_buf(), rest));
@@ -102,7 +128,10 @@ fn resolve(role: &str, value: &str, repo: &Path, vol: &VolumeLayout, toolchain: 
         return Ok(one(vol.scratch(role), rest));
     }
     if let Some(rest) = value.strip_prefix("{toolchain}") {
-        return Ok(toolchain.iter().flat_map(|t| one(t.clone(), rest)).collect());
+        return Ok(toolchain
+            .iter()
+            .flat_map(|t| one(t.clone(), rest))
+            .collect());
     }
     if value.contains('{') || !value.starts_with('/') {
         return Err(err());
@@ -121,7 +150,12 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
         None
     } else if unprivileged {
         enabled.remove(&Layer::Identity);
-        dropped.push(LayerReport { layer: Layer::Identity, status: LayerStatus::Unavailable { reason: "not root: no per-role user".to_owned() } });
+        dropped.push(LayerReport {
+            layer: Layer::Identity,
+            status: LayerStatus::Unavailable {
+                reason: "not root: no per-role user".to_owned(),
+            },
+        });
         None
     } else {
         match req.identity.or_else(|| lookup_user(&role.user)) {
@@ -130,11 +164,18 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
                 enabled.remove(&Layer::Identity);
                 dropped.push(LayerReport {
                     layer: Layer::Identity,
-                    status: LayerStatus::Unavailable { reason: format!("OS user {:?} does not exist", role.user) },
+                    status: LayerStatus::Unavailable {
+                        reason: format!("OS user {:?} does not exist", role.user),
+                    },
                 });
                 None
             }
-            None => return Err(ExecError::NoUser { role: role.name.clone(), user: role.user.clone() }),
+            None => {
+                return Err(ExecError::NoUser {
+                    role: role.name.clone(),
+                    user: role.user.clone(),
+                })
+            }
         }
     };
     let vol = VolumeLayout::new(&req.volume);
@@ -153,7 +194,11 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
     let network = match (role.gateway, &req.gateway_socket) {
         (false, _) => Network::None,
         (true, Some(s)) => Network::Gateway { socket: s.clone() },
-        (true, None) => return Err(ExecError::NoGateway { role: role.name.clone() }),
+        (true, None) => {
+            return Err(ExecError::NoGateway {
+                role: role.name.clone(),
+            })
+        }
     };
     let env = req
         .sandbox
@@ -183,18 +228,21 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
     };
     let host = HostPaths {
         jail_root: vol.jail_root(),
-        cgroup: probe::detect_cgroup(&req.cgroup_root),
+        cgroup: req.cgroup.clone(),
         launch_id: format!("{}-{}-{}", role.name, std::process::id(), unique()),
         unprivileged,
     };
     // An identity dropped for weaker mode is not "switched off": report it as unavailable.
     let mut plan = Plan::build(&input, &host)?;
-    plan.switched_off.retain(|l| !dropped.iter().any(|d| d.layer == *l));
+    plan.switched_off
+        .retain(|l| !dropped.iter().any(|d| d.layer == *l));
     Ok((plan, dropped))
 }
 
 fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// Runs the command under the role's containment with inherited stdio; the report's

@@ -13,7 +13,11 @@ pub enum CgroupError {
     #[error("creating cgroup {path:?}: {source}")]
     Create { path: PathBuf, source: io::Error },
     #[error("writing {value:?} to {path:?}: {source}")]
-    Write { path: PathBuf, value: String, source: io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
     #[error("removing cgroup {path:?}: {source}")]
     Remove { path: PathBuf, source: io::Error },
 }
@@ -35,12 +39,20 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 impl Cgroup {
     /// Creates the directories and writes the limits.
     pub fn create(plan: &CgroupPlan) -> Result<Cgroup, CgroupError> {
-        let mut cg = Cgroup { plan: plan.clone(), created: Vec::new() };
+        let mut cg = Cgroup {
+            plan: plan.clone(),
+            created: Vec::new(),
+        };
         for dir in &plan.create {
             match std::fs::create_dir(dir) {
                 Ok(()) => cg.created.push(dir.clone()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(source) => return Err(CgroupError::Create { path: dir.clone(), source }),
+                Err(source) => {
+                    return Err(CgroupError::Create {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
             }
         }
         for (path, value) in &plan.writes {
@@ -63,7 +75,10 @@ impl Cgroup {
         let mut out = Vec::new();
         for procs in &self.plan.join {
             if let Ok(text) = std::fs::read_to_string(procs) {
-                out.extend(text.lines().filter_map(|l| l.trim().parse::<libc::pid_t>().ok()));
+                out.extend(
+                    text.lines()
+                        .filter_map(|l| l.trim().parse::<libc::pid_t>().ok()),
+                );
             }
         }
         out.sort_unstable();
@@ -112,7 +127,10 @@ impl Cgroup {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if let Some(source) = last {
-                result = Err(CgroupError::Remove { path: dir.clone(), source });
+                result = Err(CgroupError::Remove {
+                    path: dir.clone(),
+                    source,
+                });
             }
         }
         self.created.clear();

@@ -1,6 +1,6 @@
 //! The child: pid 1 of the launch's pid namespace. Order (DESIGN.md, "Containment"):
-//! unshare(mount, net, ipc, uts) → mounts → pivot_root → rlimits → Landlock → identity
-//! (setgroups, setgid, setuid, no_new_privs) → close fds → setsid → fork the command:
+//! unshare(mount, net, ipc, uts) → mounts → pivot_root → Landlock → identity
+//! (setgroups, setgid, setuid, no_new_privs) → close fds → rlimits → setsid → fork the command:
 //! seccomp LAST, then execve. The child stays behind as init: reaps, forwards signals, and
 //! reports the command's exit.
 //!
@@ -56,21 +56,32 @@ impl Ctx<'_> {
     fn outcome<E: Display>(&self, layer: Layer, result: Result<(), E>) -> bool {
         match result {
             Ok(()) => {
-                self.send(&ChildMsg::Layer(LayerReport { layer, status: LayerStatus::Applied }));
+                self.send(&ChildMsg::Layer(LayerReport {
+                    layer,
+                    status: LayerStatus::Applied,
+                }));
                 true
             }
             Err(e) => {
                 if self.plan.require.contains(&layer) && !self.plan.allow_weaker {
                     self.fatal(Some(layer), e);
                 }
-                self.send(&ChildMsg::Layer(LayerReport { layer, status: LayerStatus::Unavailable { reason: e.to_string() } }));
+                self.send(&ChildMsg::Layer(LayerReport {
+                    layer,
+                    status: LayerStatus::Unavailable {
+                        reason: e.to_string(),
+                    },
+                }));
                 false
             }
         }
     }
 
     fn fatal<E: Display>(&self, layer: Option<Layer>, e: E) -> ! {
-        self.send(&ChildMsg::Fatal(SetupFailure { layer, error: e.to_string() }));
+        self.send(&ChildMsg::Fatal(SetupFailure {
+            layer,
+            error: e.to_string(),
+        }));
         sys::exit_now(125)
     }
 }
@@ -104,7 +115,10 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
         }
     }
     if ns.ipc {
-        ctx.outcome(Layer::Ipc, sys::unshare(libc::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}")));
+        ctx.outcome(
+            Layer::Ipc,
+            sys::unshare(libc::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}")),
+        );
     }
     if ns.uts {
         let r = sys::unshare(libc::CLONE_NEWUTS)
@@ -129,9 +143,6 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
             ctx.fatal(None, format!("chdir {:?}: {e}", plan.cwd));
         }
     }
-    if let Some(limits) = &plan.rlimits {
-        ctx.outcome(Layer::Rlimits, super::rlimits::apply(limits));
-    }
     if let Some(rules) = &plan.landlock {
         ctx.outcome(Layer::Landlock, fence::apply(rules));
     }
@@ -139,7 +150,12 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
         let r = sys::setgroups_empty()
             .and_then(|()| sys::setresgid(id.gid))
             .and_then(|()| sys::setresuid(id.uid))
-            .map_err(|e| format!("setgroups/setresgid/setresuid to {}:{}: {e}", id.uid, id.gid))
+            .map_err(|e| {
+                format!(
+                    "setgroups/setresgid/setresuid to {}:{}: {e}",
+                    id.uid, id.gid
+                )
+            })
             .and_then(|()| {
                 if sys::geteuid() == id.uid && sys::getegid() == id.gid {
                     Ok(())
@@ -157,12 +173,20 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
         Err(e) => ctx.fatal(None, format!("placing inherited fds: {e}")),
     };
     let ctx = Ctx { plan, status };
+    // After the fds are placed (moving them high must not hit RLIMIT_NOFILE); lowering a limit
+    // needs no privilege, and every limit is soft == hard, so the role cannot raise it back.
+    if let Some(limits) = &plan.rlimits {
+        ctx.outcome(Layer::Rlimits, super::rlimits::apply(limits));
+    }
     // No controlling terminal: the command cannot TIOCSTI keystrokes into the engineer's shell.
     if let Err(e) = sys::setsid() {
         ctx.fatal(None, format!("setsid: {e}"));
     }
     if plan.env.is_some() {
-        ctx.send(&ChildMsg::Layer(LayerReport { layer: Layer::Env, status: LayerStatus::Applied }));
+        ctx.send(&ChildMsg::Layer(LayerReport {
+            layer: Layer::Env,
+            status: LayerStatus::Applied,
+        }));
     }
     let command = match sys::fork() {
         Ok(0) => exec_command(prep, &ctx),
@@ -204,7 +228,13 @@ fn place_fds(prep: &Prepared<'_>, status: RawFd) -> std::io::Result<RawFd> {
 }
 
 fn exec_command(prep: &Prepared<'_>, ctx: &Ctx<'_>) -> ! {
-    let all = sys::sigset(&[libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT]);
+    let all = sys::sigset(&[
+        libc::SIGCHLD,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ]);
     for sig in FORWARDED {
         sys::set_default_handler(sig);
     }
@@ -213,7 +243,9 @@ fn exec_command(prep: &Prepared<'_>, ctx: &Ctx<'_>) -> ! {
             ctx.fatal(None, format!("sigprocmask: {e}"));
         }
     }
-    let Some(file) = prep.argv.first() else { ctx.fatal(None, "empty argv") };
+    let Some(file) = prep.argv.first() else {
+        ctx.fatal(None, "empty argv")
+    };
     // seccomp LAST: nothing after this line needs a denied syscall.
     if let Some(filter) = prep.seccomp {
         ctx.outcome(Layer::Seccomp, filter.install());
@@ -228,7 +260,13 @@ fn exec_command(prep: &Prepared<'_>, ctx: &Ctx<'_>) -> ! {
 
 /// init: wait for signals (already blocked by the helper), forward them, reap everything.
 fn init_loop(command: libc::pid_t) -> Exit {
-    let set = match sys::sigset(&[libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT]) {
+    let set = match sys::sigset(&[
+        libc::SIGCHLD,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ]) {
         Ok(s) => s,
         Err(_) => return wait_only(command),
     };

@@ -2,8 +2,8 @@
 //! before identity is dropped, so a mistake in the mount layer is still caught here.
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 use crate::plan::LandlockRules;
@@ -29,7 +29,9 @@ pub fn apply(rules: &LandlockRules) -> Result<(), FenceError> {
         // A path that does not exist grants nothing; PathFd would fail on it.
         paths.iter().filter(|p| p.exists()).cloned().collect()
     };
-    let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(all)?;
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)?;
     if rules.deny_tcp {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?;
     }

@@ -26,9 +26,11 @@ pub fn jail_main() -> i32 {
     // SAFETY: the launcher placed the plan pipe's read end at PLAN_FD for this process alone.
     let mut plan_file = unsafe { std::fs::File::from_raw_fd(PLAN_FD) };
     let mut text = Vec::new();
-    let report = match plan_file.read_to_end(&mut text).map_err(|e| e.to_string()).and_then(|_| {
-        serde_json::from_slice::<Plan>(&text).map_err(|e| e.to_string())
-    }) {
+    let report = match plan_file
+        .read_to_end(&mut text)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<Plan>(&text).map_err(|e| e.to_string()))
+    {
         Ok(plan) => {
             drop(plan_file);
             supervise(&plan)
@@ -38,7 +40,10 @@ pub fn jail_main() -> i32 {
             layers: Vec::new(),
             exit: None,
             wall_killed: false,
-            setup_failure: Some(SetupFailure { layer: None, error: format!("reading the plan from fd {PLAN_FD}: {e}") }),
+            setup_failure: Some(SetupFailure {
+                layer: None,
+                error: format!("reading the plan from fd {PLAN_FD}: {e}"),
+            }),
             exec_failure: None,
             elapsed_ms: 0,
         },
@@ -64,7 +69,10 @@ impl Supervisor<'_> {
             Ok(()) => LayerStatus::Applied,
             Err(error) => {
                 if self.plan.require.contains(&layer) && !self.plan.allow_weaker {
-                    self.report.setup_failure = Some(SetupFailure { layer: Some(layer), error });
+                    self.report.setup_failure = Some(SetupFailure {
+                        layer: Some(layer),
+                        error,
+                    });
                     return Err(());
                 }
                 LayerStatus::Unavailable { reason: error }
@@ -80,7 +88,8 @@ impl Supervisor<'_> {
     }
 
     fn finish(&mut self) -> LaunchReport {
-        self.report.elapsed_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.report.elapsed_ms =
+            u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         // Report in the fixed layer order, whatever order the steps ran in.
         self.report.layers.sort_by_key(|l| l.layer);
         self.report.clone()
@@ -88,7 +97,10 @@ impl Supervisor<'_> {
 }
 
 fn cstrings<I: IntoIterator<Item = Vec<u8>>>(items: I) -> Result<Vec<CString>, String> {
-    items.into_iter().map(|b| CString::new(b).map_err(|e| format!("argument or variable with NUL: {e}"))).collect()
+    items
+        .into_iter()
+        .map(|b| CString::new(b).map_err(|e| format!("argument or variable with NUL: {e}")))
+        .collect()
 }
 
 /// Runs the plan and returns what happened.
@@ -101,7 +113,12 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
             layers: plan
                 .switched_off
                 .iter()
-                .map(|l| LayerReport { layer: *l, status: LayerStatus::Skipped { reason: "switched off for this launch".to_owned() } })
+                .map(|l| LayerReport {
+                    layer: *l,
+                    status: LayerStatus::Skipped {
+                        reason: "switched off for this launch".to_owned(),
+                    },
+                })
                 .collect(),
             exit: None,
             wall_killed: false,
@@ -199,7 +216,9 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         seccomp: compiled.as_ref(),
         argv,
         env,
-        pass_from: (0..plan.pass_fds.len()).map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0)).collect(),
+        pass_from: (0..plan.pass_fds.len())
+            .map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0))
+            .collect(),
     };
     let helper = sys::getpid();
     let pid = match sys::fork() {
@@ -248,14 +267,22 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
     reap_orphans();
     read_messages(status_r, &mut s.report);
     sys::close(status_r);
-    if s.report.exit.is_none() && s.report.setup_failure.is_none() && s.report.exec_failure.is_none() {
+    if s.report.exit.is_none()
+        && s.report.setup_failure.is_none()
+        && s.report.exec_failure.is_none()
+    {
         s.report.exit = status.map(Exit::from_wait_status);
     }
     s.finish()
 }
 
 /// Waits for `pid`, forwarding signals; SIGKILLs it at the wall-clock deadline.
-fn wait_with_deadline(pid: libc::pid_t, set: &libc::sigset_t, wall_seconds: u64, start: Instant) -> (Option<i32>, bool) {
+fn wait_with_deadline(
+    pid: libc::pid_t,
+    set: &libc::sigset_t,
+    wall_seconds: u64,
+    start: Instant,
+) -> (Option<i32>, bool) {
     let deadline_ms = wall_seconds.saturating_mul(1000);
     let mut killed = false;
     loop {
@@ -265,7 +292,11 @@ fn wait_with_deadline(pid: libc::pid_t, set: &libc::sigset_t, wall_seconds: u64,
             Err(_) => return (None, killed),
         }
         let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let timeout = if killed || wall_seconds == 0 { None } else { Some(deadline_ms.saturating_sub(elapsed)) };
+        let timeout = if killed || wall_seconds == 0 {
+            None
+        } else {
+            Some(deadline_ms.saturating_sub(elapsed))
+        };
         match sys::sigtimedwait(set, timeout) {
             Ok(None) => {
                 // SIGKILL to pid 1 of the namespace kills every process in it.
@@ -277,7 +308,12 @@ fn wait_with_deadline(pid: libc::pid_t, set: &libc::sigset_t, wall_seconds: u64,
                 let _ = sys::kill(pid, sig);
             }
             Ok(Some(_)) => {}
-            Err(_) => return (sys::waitpid(pid, 0).ok().flatten().map(|(_, st)| st), killed),
+            Err(_) => {
+                return (
+                    sys::waitpid(pid, 0).ok().flatten().map(|(_, st)| st),
+                    killed,
+                )
+            }
         }
     }
 }

@@ -30,7 +30,10 @@ pub enum LaunchError {
     #[error("reading the jail helper's report: {0}")]
     ReadReport(#[source] io::Error),
     #[error("the jail helper exited ({status}) without a readable report: {source}")]
-    NoReport { status: std::process::ExitStatus, source: serde_json::Error },
+    NoReport {
+        status: std::process::ExitStatus,
+        source: serde_json::Error,
+    },
     #[error("waiting for the jail helper: {0}")]
     Wait(#[source] io::Error),
 }
@@ -48,19 +51,31 @@ impl Launcher {
     /// directory, where cargo puts binaries when the caller is a test in `deps/`).
     pub fn find() -> Result<Launcher, LaunchError> {
         if let Some(p) = std::env::var_os("ORCHESTRATE_JAIL") {
-            return Ok(Launcher { program: PathBuf::from(p), args: Vec::new() });
+            return Ok(Launcher {
+                program: PathBuf::from(p),
+                args: Vec::new(),
+            });
         }
         let exe = std::env::current_exe().map_err(|_| LaunchError::HelperNotFound {
             path: PathBuf::from("orchestrate-jail"),
             exe: PathBuf::new(),
         })?;
         let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-        for candidate in [dir.join("orchestrate-jail"), dir.join("../orchestrate-jail")] {
+        for candidate in [
+            dir.join("orchestrate-jail"),
+            dir.join("../orchestrate-jail"),
+        ] {
             if candidate.is_file() {
-                return Ok(Launcher { program: candidate, args: Vec::new() });
+                return Ok(Launcher {
+                    program: candidate,
+                    args: Vec::new(),
+                });
             }
         }
-        Err(LaunchError::HelperNotFound { path: dir.join("orchestrate-jail"), exe })
+        Err(LaunchError::HelperNotFound {
+            path: dir.join("orchestrate-jail"),
+            exe,
+        })
     }
 }
 
@@ -73,12 +88,20 @@ pub struct Stdio3 {
 
 impl Stdio3 {
     pub fn inherit() -> Stdio3 {
-        Stdio3 { stdin: Stdio::inherit(), stdout: Stdio::inherit(), stderr: Stdio::inherit() }
+        Stdio3 {
+            stdin: Stdio::inherit(),
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+        }
     }
 
     /// No stdin, captured stdout and stderr.
     pub fn piped() -> Stdio3 {
-        Stdio3 { stdin: Stdio::null(), stdout: Stdio::piped(), stderr: Stdio::piped() }
+        Stdio3 {
+            stdin: Stdio::null(),
+            stdout: Stdio::piped(),
+            stderr: Stdio::piped(),
+        }
     }
 }
 
@@ -98,7 +121,9 @@ impl Running {
     /// Waits for the command and returns the report.
     pub fn wait(mut self) -> Result<LaunchReport, LaunchError> {
         let mut text = Vec::new();
-        self.report.read_to_end(&mut text).map_err(LaunchError::ReadReport)?;
+        self.report
+            .read_to_end(&mut text)
+            .map_err(LaunchError::ReadReport)?;
         let status = self.child.wait().map_err(LaunchError::Wait)?;
         serde_json::from_slice(&text).map_err(|source| LaunchError::NoReport { status, source })
     }
@@ -118,18 +143,32 @@ fn high(fd: RawFd) -> Result<OwnedFd, LaunchError> {
 }
 
 /// Starts the helper for `plan`. `pass` are the fds for `plan.pass_fds`, in the same order.
-pub fn spawn(launcher: &Launcher, plan: &Plan, io: Stdio3, pass: &[BorrowedFd<'_>]) -> Result<Running, LaunchError> {
+pub fn spawn(
+    launcher: &Launcher,
+    plan: &Plan,
+    io: Stdio3,
+    pass: &[BorrowedFd<'_>],
+) -> Result<Running, LaunchError> {
     let json = serde_json::to_vec(plan).map_err(LaunchError::Serialize)?;
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
-    let mut moves: Vec<(OwnedFd, RawFd)> = vec![(high(plan_r.as_raw_fd())?, PLAN_FD), (high(report_w.as_raw_fd())?, REPORT_FD)];
+    let mut moves: Vec<(OwnedFd, RawFd)> = vec![
+        (high(plan_r.as_raw_fd())?, PLAN_FD),
+        (high(report_w.as_raw_fd())?, REPORT_FD),
+    ];
     for (i, fd) in pass.iter().enumerate() {
-        moves.push((high(fd.as_raw_fd())?, PASS_FD_BASE + RawFd::try_from(i).unwrap_or(0)));
+        moves.push((
+            high(fd.as_raw_fd())?,
+            PASS_FD_BASE + RawFd::try_from(i).unwrap_or(0),
+        ));
     }
     drop((plan_r, report_w));
     let raw: Vec<(RawFd, RawFd)> = moves.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
     let mut cmd = Command::new(&launcher.program);
-    cmd.args(&launcher.args).stdin(io.stdin).stdout(io.stdout).stderr(io.stderr);
+    cmd.args(&launcher.args)
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(io.stderr);
     // SAFETY: the hook runs between fork and exec in a copy of a multi-threaded process; it calls
     // only dup2, which is async-signal-safe, and allocates nothing (`raw` was built before).
     unsafe {
@@ -140,12 +179,18 @@ pub fn spawn(launcher: &Launcher, plan: &Plan, io: Stdio3, pass: &[BorrowedFd<'_
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| LaunchError::Spawn { path: launcher.program.clone(), source })?;
+    let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+        path: launcher.program.clone(),
+        source,
+    })?;
     drop(moves);
     let mut plan_w = std::fs::File::from(plan_w);
     plan_w.write_all(&json).map_err(LaunchError::SendPlan)?;
     drop(plan_w);
-    Ok(Running { child, report: std::fs::File::from(report_r) })
+    Ok(Running {
+        child,
+        report: std::fs::File::from(report_r),
+    })
 }
 
 /// Runs `plan` to completion with inherited stdio.
@@ -154,7 +199,10 @@ pub fn run(launcher: &Launcher, plan: &Plan) -> Result<LaunchReport, LaunchError
 }
 
 /// Runs `plan` to completion, capturing the command's stdout and stderr.
-pub fn run_captured(launcher: &Launcher, plan: &Plan) -> Result<(LaunchReport, Vec<u8>, Vec<u8>), LaunchError> {
+pub fn run_captured(
+    launcher: &Launcher,
+    plan: &Plan,
+) -> Result<(LaunchReport, Vec<u8>, Vec<u8>), LaunchError> {
     let mut running = spawn(launcher, plan, Stdio3::piped(), &[])?;
     let mut out = Vec::new();
     let mut err = Vec::new();

@@ -20,7 +20,11 @@ pub enum MountError {
     #[error("tmpfs on {path:?}: {source}")]
     Tmpfs { path: PathBuf, source: io::Error },
     #[error("bind {src:?} -> {target:?}: {source}")]
-    Bind { src: PathBuf, target: PathBuf, source: io::Error },
+    Bind {
+        src: PathBuf,
+        target: PathBuf,
+        source: io::Error,
+    },
     #[error("remount read-only {target:?}: {source}")]
     Remount { target: PathBuf, source: io::Error },
     #[error("overlay on {target:?}: {source}")]
@@ -56,7 +60,10 @@ fn mkdirs(path: &Path) -> Result<(), MountError> {
         .recursive(true)
         .mode(0o755)
         .create(path)
-        .map_err(|source| MountError::MountPoint { path: path.to_path_buf(), source })
+        .map_err(|source| MountError::MountPoint {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn touch(path: &Path) -> Result<(), MountError> {
@@ -69,25 +76,41 @@ fn touch(path: &Path) -> Result<(), MountError> {
         .write(true)
         .open(path)
         .map(drop)
-        .map_err(|source| MountError::MountPoint { path: path.to_path_buf(), source })
+        .map_err(|source| MountError::MountPoint {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Applies `root.ops` under `root.mountpoint`, then pivots into it.
 pub fn build_and_pivot(root: &NewRoot) -> Result<(), MountError> {
     let none = c("none");
-    sys::mount(&none, &c("/"), &none, libc::MS_REC | libc::MS_PRIVATE, None).map_err(MountError::MakePrivate)?;
+    sys::mount(&none, &c("/"), &none, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(MountError::MakePrivate)?;
     let base = &root.mountpoint;
     for op in &root.ops {
         apply(base, op)?;
     }
     let base_c = cstr(base)?;
-    sys::chdir(&base_c).map_err(|source| MountError::Pivot { path: base.clone(), source })?;
+    sys::chdir(&base_c).map_err(|source| MountError::Pivot {
+        path: base.clone(),
+        source,
+    })?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only the
     // new root, with no put_old directory to hide.
     let dot = c(".");
-    sys::pivot_root(&dot, &dot).map_err(|source| MountError::Pivot { path: base.clone(), source })?;
-    sys::umount2(&dot, libc::MNT_DETACH).map_err(|source| MountError::Pivot { path: base.clone(), source })?;
-    sys::chdir(&c("/")).map_err(|source| MountError::Pivot { path: base.clone(), source })
+    sys::pivot_root(&dot, &dot).map_err(|source| MountError::Pivot {
+        path: base.clone(),
+        source,
+    })?;
+    sys::umount2(&dot, libc::MNT_DETACH).map_err(|source| MountError::Pivot {
+        path: base.clone(),
+        source,
+    })?;
+    sys::chdir(&c("/")).map_err(|source| MountError::Pivot {
+        path: base.clone(),
+        source,
+    })
 }
 
 fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
@@ -97,39 +120,82 @@ fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
             let path = under(base, target);
             mkdirs(&path)?;
             let data = c(&format!("mode={mode:o},size=64m"));
-            sys::mount(&c("tmpfs"), &cstr(&path)?, &c("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
-                .map_err(|source| MountError::Tmpfs { path, source })
+            sys::mount(
+                &c("tmpfs"),
+                &cstr(&path)?,
+                &c("tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(&data),
+            )
+            .map_err(|source| MountError::Tmpfs { path, source })
         }
-        MountOp::Bind { src, target, writable, optional } => bind(base, src, target, *writable, *optional),
-        MountOp::Overlay { target, lower, upper } => {
+        MountOp::Bind {
+            src,
+            target,
+            writable,
+            optional,
+        } => bind(base, src, target, *writable, *optional),
+        MountOp::Overlay {
+            target,
+            lower,
+            upper,
+        } => {
             let path = under(base, target);
             mkdirs(&path)?;
             let lowers: Vec<String> = lower.iter().map(|l| escape_overlay(l)).collect();
             let mut data = format!("lowerdir={}", lowers.join(":"));
             let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
             match upper {
-                Some((u, w)) => data.push_str(&format!(",upperdir={},workdir={}", escape_overlay(u), escape_overlay(w))),
+                Some((u, w)) => data.push_str(&format!(
+                    ",upperdir={},workdir={}",
+                    escape_overlay(u),
+                    escape_overlay(w)
+                )),
                 None => flags |= libc::MS_RDONLY,
             }
             let data = CString::new(data).map_err(|_| MountError::Nul(target.clone()))?;
-            sys::mount(&c("overlay"), &cstr(&path)?, &c("overlay"), flags, Some(&data))
-                .map_err(|source| MountError::Overlay { target: target.clone(), source })
+            sys::mount(
+                &c("overlay"),
+                &cstr(&path)?,
+                &c("overlay"),
+                flags,
+                Some(&data),
+            )
+            .map_err(|source| MountError::Overlay {
+                target: target.clone(),
+                source,
+            })
         }
         MountOp::Proc { target } => {
             let path = under(base, target);
             mkdirs(&path)?;
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            sys::mount(&c("proc"), &cstr(&path)?, &c("proc"), flags, None)
-                .map_err(|source| MountError::Proc { target: target.clone(), source })
+            sys::mount(&c("proc"), &cstr(&path)?, &c("proc"), flags, None).map_err(|source| {
+                MountError::Proc {
+                    target: target.clone(),
+                    source,
+                }
+            })
         }
         MountOp::Symlink { link, points_to } => {
             let path = under(base, link);
-            std::os::unix::fs::symlink(points_to, &path).map_err(|source| MountError::Symlink { link: link.clone(), source })
+            std::os::unix::fs::symlink(points_to, &path).map_err(|source| MountError::Symlink {
+                link: link.clone(),
+                source,
+            })
         }
         MountOp::RootReadOnly => {
-            let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
-            sys::mount(&none, &cstr(base)?, &none, flags, None)
-                .map_err(|source| MountError::Remount { target: PathBuf::from("/"), source })
+            let flags = libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV;
+            sys::mount(&none, &cstr(base)?, &none, flags, None).map_err(|source| {
+                MountError::Remount {
+                    target: PathBuf::from("/"),
+                    source,
+                }
+            })
         }
     }
 }
@@ -137,23 +203,43 @@ fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
 /// Overlay's option parser splits on `,` and `:`; escape them.
 fn escape_overlay(p: &Path) -> String {
     let s = p.to_string_lossy();
-    s.replace('\\', "\\\\").replace(',', "\\,").replace(':', "\\:")
+    s.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace(':', "\\:")
 }
 
-fn bind(base: &Path, src: &Path, target: &Path, writable: bool, optional: bool) -> Result<(), MountError> {
+fn bind(
+    base: &Path,
+    src: &Path,
+    target: &Path,
+    writable: bool,
+    optional: bool,
+) -> Result<(), MountError> {
     let path = under(base, target);
     let meta = match std::fs::symlink_metadata(src) {
         Ok(m) => m,
         Err(e) if optional && e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(MountError::Bind { src: src.to_path_buf(), target: target.to_path_buf(), source }),
+        Err(source) => {
+            return Err(MountError::Bind {
+                src: src.to_path_buf(),
+                target: target.to_path_buf(),
+                source,
+            })
+        }
     };
     if meta.file_type().is_symlink() {
         // /bin -> usr/bin on merged-/usr systems: recreate the link instead of binding its target twice.
-        let to = std::fs::read_link(src).map_err(|source| MountError::Symlink { link: target.to_path_buf(), source })?;
+        let to = std::fs::read_link(src).map_err(|source| MountError::Symlink {
+            link: target.to_path_buf(),
+            source,
+        })?;
         if let Some(parent) = path.parent() {
             mkdirs(parent)?;
         }
-        return std::os::unix::fs::symlink(to, &path).map_err(|source| MountError::Symlink { link: target.to_path_buf(), source });
+        return std::os::unix::fs::symlink(to, &path).map_err(|source| MountError::Symlink {
+            link: target.to_path_buf(),
+            source,
+        });
     }
     if meta.is_dir() {
         mkdirs(&path)?;
@@ -161,19 +247,32 @@ fn bind(base: &Path, src: &Path, target: &Path, writable: bool, optional: bool) 
         touch(&path)?;
     }
     let (src_c, dst_c, none) = (cstr(src)?, cstr(&path)?, c("none"));
-    let err = |source| MountError::Bind { src: src.to_path_buf(), target: target.to_path_buf(), source };
+    let err = |source| MountError::Bind {
+        src: src.to_path_buf(),
+        target: target.to_path_buf(),
+        source,
+    };
     sys::mount(&src_c, &dst_c, &none, libc::MS_BIND | libc::MS_REC, None).map_err(err)?;
     // A bind inherits the source's flags; a remount must keep the ones the kernel locks (in a user
     // namespace, dropping nodev/nosuid/noexec fails with EPERM), so start from the current ones.
-    let current = sys::statvfs_flags(&dst_c).map_err(|source| MountError::Remount { target: target.to_path_buf(), source })?;
-    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | (current & (libc::ST_NODEV | libc::ST_NOEXEC | libc::ST_NOATIME | libc::ST_RELATIME));
+    let current = sys::statvfs_flags(&dst_c).map_err(|source| MountError::Remount {
+        target: target.to_path_buf(),
+        source,
+    })?;
+    let mut flags = libc::MS_REMOUNT
+        | libc::MS_BIND
+        | libc::MS_NOSUID
+        | (current & (libc::ST_NODEV | libc::ST_NOEXEC | libc::ST_NOATIME | libc::ST_RELATIME));
     if !meta.file_type().is_char_device() {
         flags |= libc::MS_NODEV;
     }
     if !writable {
         flags |= libc::MS_RDONLY;
     }
-    sys::mount(&none, &dst_c, &none, flags, None).map_err(|source| MountError::Remount { target: target.to_path_buf(), source })
+    sys::mount(&none, &dst_c, &none, flags, None).map_err(|source| MountError::Remount {
+        target: target.to_path_buf(),
+        source,
+    })
 }
 
 use std::os::unix::fs::FileTypeExt;

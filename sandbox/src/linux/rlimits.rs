@@ -1,5 +1,6 @@
-//! rlimits, set in the child while it is still root (raising a hard limit needs privilege) and
-//! before identity is dropped; they survive setuid and execve.
+//! rlimits, set in the child after the fds are placed (a low RLIMIT_NOFILE would make moving them
+//! high fail) and before setsid and seccomp; lowering needs no privilege, soft == hard keeps the
+//! role from raising them, and they survive execve.
 
 use std::io;
 
@@ -9,7 +10,11 @@ use crate::plan::Rlimit;
 #[derive(Debug, thiserror::Error)]
 pub enum RlimitError {
     #[error("setrlimit({name}, {value}): {source}")]
-    Set { name: &'static str, value: u64, source: io::Error },
+    Set {
+        name: &'static str,
+        value: u64,
+        source: io::Error,
+    },
 }
 
 fn resource(l: Rlimit) -> (libc::__rlimit_resource_t, &'static str, u64) {
@@ -27,7 +32,11 @@ fn resource(l: Rlimit) -> (libc::__rlimit_resource_t, &'static str, u64) {
 pub fn apply(limits: &[Rlimit]) -> Result<(), RlimitError> {
     for l in limits {
         let (res, name, value) = resource(*l);
-        sys::setrlimit(res, value).map_err(|source| RlimitError::Set { name, value, source })?;
+        sys::setrlimit(res, value).map_err(|source| RlimitError::Set {
+            name,
+            value,
+            source,
+        })?;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 
 use crate::plan::SeccompPlan;
@@ -95,7 +96,12 @@ pub fn compile(plan: &SeccompPlan) -> Result<Compiled, SeccompError> {
         let mut rules = Vec::new();
         for flag in CLONE_NS_FLAGS {
             let bit = u64::from(flag.unsigned_abs());
-            let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(bit), bit)?;
+            let cond = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(bit),
+                bit,
+            )?;
             rules.push(SeccompRule::new(vec![cond])?);
         }
         eperm.insert(libc::SYS_clone, rules);

@@ -34,10 +34,25 @@ pub fn fork() -> io::Result<libc::pid_t> {
     cvt(unsafe { libc::fork() })
 }
 
-pub fn mount(src: &CStr, target: &CStr, fstype: &CStr, flags: libc::c_ulong, data: Option<&CStr>) -> io::Result<()> {
+pub fn mount(
+    src: &CStr,
+    target: &CStr,
+    fstype: &CStr,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
     let data_ptr = data.map_or(std::ptr::null(), |d| d.as_ptr().cast::<libc::c_void>());
     // SAFETY: every pointer comes from a CStr borrowed for the whole call; data may be null.
-    cvt(unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), flags, data_ptr) }).map(drop)
+    cvt(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data_ptr,
+        )
+    })
+    .map(drop)
 }
 
 pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
@@ -47,7 +62,8 @@ pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
 
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     // SAFETY: both pointers are CStrs borrowed for the call; pivot_root has no libc wrapper.
-    cvt_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
+    cvt_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
 }
 
 pub fn chdir(path: &CStr) -> io::Result<()> {
@@ -95,13 +111,19 @@ pub fn setsid() -> io::Result<()> {
 }
 
 pub fn setrlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: lim is a valid rlimit on the stack.
     cvt(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
 }
 
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: lim is a valid, writable rlimit on the stack.
     cvt(unsafe { libc::getrlimit(resource, &mut lim) })?;
     Ok((lim.rlim_cur, lim.rlim_max))
@@ -118,7 +140,10 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
 }
 
 /// waitpid; `Ok(None)` with WNOHANG when nothing changed.
-pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
+pub fn waitpid(
+    pid: libc::pid_t,
+    flags: libc::c_int,
+) -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
     let mut status = 0;
     // SAFETY: status is a writable int on the stack.
     let ret = cvt(unsafe { libc::waitpid(pid, &mut status, flags) })?;
@@ -162,12 +187,17 @@ pub fn set_default_handler(sig: libc::c_int) {
 }
 
 /// Waits for a signal in `set` (which must be blocked); `Ok(None)` on timeout.
-pub fn sigtimedwait(set: &libc::sigset_t, timeout_ms: Option<u64>) -> io::Result<Option<libc::c_int>> {
+pub fn sigtimedwait(
+    set: &libc::sigset_t,
+    timeout_ms: Option<u64>,
+) -> io::Result<Option<libc::c_int>> {
     let ts = timeout_ms.map(|ms| libc::timespec {
         tv_sec: libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: set and ts outlive the call; siginfo is not requested.
     let ret = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), ts_ptr) };
     if ret == -1 {
@@ -286,7 +316,8 @@ pub fn loopback_up() -> io::Result<()> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = libc::c_char::from_ne_bytes([*src]);
     }
-    req.ifr_ifru.ifru_flags = libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or(1);
+    req.ifr_ifru.ifru_flags =
+        libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or(1);
     // SAFETY: fd is the socket opened above; req is a valid ifreq that outlives the call.
     let ret = cvt(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
     close(fd);
