@@ -41,6 +41,11 @@ pub struct Envelope {
     pub seq: u64,
     /// The message.
     pub body: Message,
+    /// The signed artifact of `body`, when the message is a role's result (plan, test results,
+    /// review, progress, ledger): the role signs with its own key, the orchestrator verifies and
+    /// stores it. Absent on every other message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<crate::artifact::DsseEnvelope>,
 }
 
 impl Envelope {
@@ -52,6 +57,7 @@ impl Envelope {
             role,
             seq,
             body,
+            artifact: None,
         }
     }
 }
@@ -112,19 +118,6 @@ pub enum FrameError {
         #[source]
         source: io::Error,
     },
-}
-
-/// Encodes an envelope as one frame (header + JSON).
-///
-/// Serialising these types cannot fail (every map key is a string); the size limit is checked by
-/// [`try_encode`] and [`write_frame`], and enforced again by every receiver.
-pub fn encode(env: &Envelope) -> Vec<u8> {
-    let body = serde_json::to_vec(env).unwrap_or_default();
-    let mut out = Vec::with_capacity(body.len() + 4);
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
-    out
 }
 
 /// Encodes an envelope, refusing one whose body exceeds [`MAX_FRAME_BYTES`].
