@@ -136,8 +136,15 @@ pub(crate) fn approval(inputs: &GateInputs) -> Check {
             c.fail("no passing staging decision by the gate for this run");
         }
     }
-    if a.rejected {
-        c.fail("the run was rejected");
+    c
+}
+
+/// No human rejected the run.
+pub(crate) fn not_rejected(inputs: &GateInputs) -> Check {
+    let mut c = Check::new("not_rejected");
+    if let Some(h) = &inputs.rejected {
+        c.with("reject_decision", h.clone());
+        c.fail("the run was rejected by a human");
     }
     c
 }

@@ -4,16 +4,17 @@
 //! inputs always give the same [`Decision`], byte for byte once canonicalised. The checks run in
 //! a fixed order and every one runs even after a failure, so a decision lists every problem.
 
+use protocol::canonical::Digest32;
 use protocol::frame::{Ledger, Progress, Review, TestResults};
 use protocol::plan::WorkPlan;
 use protocol::roles::RoleName;
 
 use crate::checks_git;
 use crate::decision::{Action, Check, CheckStatus, Decision, Verdict, DECISION_SCHEMA};
-use crate::envelope::{self, Opened};
+use crate::envelope::{self, Binding, Opened};
 use crate::inputs::{GateInputs, KeySource};
 
-/// The artifacts after signature verification (each `None` when missing or invalid).
+/// The artifacts after verification (each `None` when missing or rejected).
 pub(crate) struct Opened5 {
     pub plan: Option<Opened<WorkPlan>>,
     pub tests: Option<Opened<TestResults>>,
@@ -22,15 +23,27 @@ pub(crate) struct Opened5 {
     pub ledger: Option<Opened<Ledger>>,
 }
 
-/// Decides. See gate/README.md for the table of checks.
+/// Decides. See the table of checks in the crate's README section (`/work/brief/readme-gate.md`).
 pub fn decide(inputs: &GateInputs) -> Decision {
     let mut uncertain = Vec::new();
     let mut present = Check::new("artifacts_present");
     let mut sigs = Check::new("signatures");
-    let opened = open_all(inputs, &mut present, &mut sigs, &mut uncertain);
-    let plan = opened.plan.as_ref().map(|p| &p.body);
-    let mut checks = vec![present, sigs];
-    checks.push(chain(inputs, &opened));
+    let mut chain = Check::new("plan_chain");
+    let work_plan = read_work_plan(inputs, &mut present, &mut chain);
+    let opened = open_all(
+        inputs,
+        work_plan.as_ref().map(|w| &w.1),
+        [&mut present, &mut sigs, &mut chain],
+        &mut uncertain,
+    );
+    link(inputs, work_plan.as_ref(), &opened, &mut chain);
+    // The plan that counts is the run's WORK_PLAN.json, and only once the planner's signed copy
+    // matches it.
+    let plan = match (&work_plan, &opened.plan) {
+        (Some((wp, _)), Some(p)) if &p.body == wp => Some(wp),
+        _ => None,
+    };
+    let mut checks = vec![present, sigs, chain];
     checks.push(acceptance_tests(plan, opened.tests.as_ref()));
     checks.push(coverage(inputs, plan, opened.tests.as_ref()));
     checks.push(review(plan, opened.review.as_ref()));
@@ -40,6 +53,7 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     checks.push(checks_git::declared_targets(inputs, plan));
     checks.push(checks_git::commit_messages(inputs, plan));
     checks.push(checks_git::fast_forward(inputs));
+    checks.push(checks_git::not_rejected(inputs));
     if inputs.action == Action::ApproveMain {
         checks.push(checks_git::approval(inputs));
     }
@@ -62,10 +76,12 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     uncertain.dedup();
 
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
+    let human_ok = inputs.approval.as_ref().is_some_and(|a| a.listed);
     let mut reason = None;
     let verdict = if failed {
         Verdict::Fail
     } else if inputs.action == Action::PromoteStaging
+        && !human_ok
         && matches!((plan, inputs.policy.human_for_staging_at_risk),
             (Some(p), Some(level)) if p.risk_class >= level)
     {
@@ -78,8 +94,8 @@ pub fn decide(inputs: &GateInputs) -> Decision {
         schema: DECISION_SCHEMA.to_owned(),
         action: inputs.action,
         run_id: inputs.run_id.clone(),
-        plan_id: plan.map(|p| p.plan_id.clone()),
-        plan_hash: opened.plan.as_ref().map(|p| p.plan_hash.clone()),
+        plan_id: work_plan.as_ref().map(|w| w.0.plan_id.clone()),
+        plan_hash: work_plan.as_ref().map(|w| w.1.to_hex()),
         target_ref: inputs.git.target_ref.clone(),
         from: Some(inputs.git.old.clone()),
         to: Some(inputs.git.new.clone()),
@@ -91,10 +107,41 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     }
 }
 
-fn open_all<'a>(
-    inputs: &'a GateInputs,
+/// The run's WORK_PLAN.json and its hash: the anchor every artifact must be bound to.
+fn read_work_plan(
+    inputs: &GateInputs,
     present: &mut Check,
-    sigs: &mut Check,
+    chain: &mut Check,
+) -> Option<(WorkPlan, Digest32)> {
+    let Some(bytes) = &inputs.artifacts.work_plan else {
+        present.fail("WORK_PLAN.json: missing");
+        chain.fail("no WORK_PLAN.json to chain to");
+        return None;
+    };
+    present.with("work_plan", protocol::canonical::sha256(bytes).to_hex());
+    let plan: WorkPlan = match serde_json::from_slice(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            chain.fail(format!("WORK_PLAN.json does not parse: {e}"));
+            return None;
+        }
+    };
+    match plan.hash() {
+        Ok(h) => {
+            chain.with("plan_hash", h.to_hex());
+            Some((plan, h))
+        }
+        Err(e) => {
+            chain.fail(format!("WORK_PLAN.json cannot be hashed: {e}"));
+            None
+        }
+    }
+}
+
+fn open_all(
+    inputs: &GateInputs,
+    plan_hash: Option<&Digest32>,
+    [present, sigs, chain]: [&mut Check; 3],
     uncertain: &mut Vec<String>,
 ) -> Opened5 {
     let a = &inputs.artifacts;
@@ -104,54 +151,120 @@ fn open_all<'a>(
                 .to_owned(),
         );
     }
-    let mut one = |name: &str,
-                   bytes: &'a Option<Vec<u8>>,
-                   role: RoleName,
-                   required: bool|
-     -> Option<(&'a [u8], RoleName, _)> {
-        let Some(bytes) = bytes else {
-            if required {
-                present.fail(format!("{name}: missing"));
-            } else {
-                present.with(name, "absent");
-                uncertain.push(format!("artifacts_present: no {name} artifact"));
-            }
-            return None;
-        };
-        present.with(name, protocol::canonical::sha256(bytes).to_hex());
-        let Some(key) = inputs.keys.keys.get(&role) else {
-            sigs.fail(format!("{name}: no public key for role {role}"));
-            return None;
-        };
-        Some((bytes.as_slice(), role, *key))
+    let zero = Digest32([0; 32]);
+    let bind = Binding {
+        run_id: &inputs.run_id,
+        plan_hash: plan_hash.unwrap_or(&zero),
     };
-    let plan = one("plan", &a.plan, RoleName::Planner, true);
-    let tests = one("test_results", &a.test_results, RoleName::TestRunner, true);
-    let review = one("review", &a.review, RoleName::SecurityReview, true);
-    let progress = one("progress", &a.progress, RoleName::ProgressEvaluator, true);
-    let ledger = one("ledger", &a.ledger, RoleName::CostControl, false);
+    let mut state = (present, sigs, chain);
+    let plan = open_one(
+        &mut state,
+        inputs,
+        "plan",
+        &a.plan,
+        RoleName::Planner,
+        true,
+        uncertain,
+    )
+    .and_then(|(b, k)| settle(&mut state, "plan", envelope::open_plan(b, bind, &k)));
+    let tests = open_one(
+        &mut state,
+        inputs,
+        "test_results",
+        &a.test_results,
+        RoleName::TestRunner,
+        true,
+        uncertain,
+    )
+    .and_then(|(b, k)| {
+        settle(
+            &mut state,
+            "test_results",
+            envelope::open_test_results(b, bind, &k),
+        )
+    });
+    let review = open_one(
+        &mut state,
+        inputs,
+        "review",
+        &a.review,
+        RoleName::SecurityReview,
+        true,
+        uncertain,
+    )
+    .and_then(|(b, k)| settle(&mut state, "review", envelope::open_review(b, bind, &k)));
+    let progress = open_one(
+        &mut state,
+        inputs,
+        "progress",
+        &a.progress,
+        RoleName::ProgressEvaluator,
+        true,
+        uncertain,
+    )
+    .and_then(|(b, k)| settle(&mut state, "progress", envelope::open_progress(b, bind, &k)));
+    let ledger = open_one(
+        &mut state,
+        inputs,
+        "ledger",
+        &a.ledger,
+        RoleName::CostControl,
+        false,
+        uncertain,
+    )
+    .and_then(|(b, k)| settle(&mut state, "ledger", envelope::open_ledger(b, bind, &k)));
     Opened5 {
-        plan: verify(sigs, "plan", plan, envelope::open_plan),
-        tests: verify(sigs, "test_results", tests, envelope::open_test_results),
-        review: verify(sigs, "review", review, envelope::open_review),
-        progress: verify(sigs, "progress", progress, envelope::open_progress),
-        ledger: verify(sigs, "ledger", ledger, envelope::open_ledger),
+        plan,
+        tests,
+        review,
+        progress,
+        ledger,
     }
 }
 
-type Opener<T> = fn(&[u8], RoleName, &[u8; 32]) -> Result<Opened<T>, envelope::OpenError>;
+type Checks3<'c> = (&'c mut Check, &'c mut Check, &'c mut Check);
 
-fn verify<T>(
-    sigs: &mut Check,
+/// Presence and key lookup for one artifact.
+fn open_one<'a>(
+    (present, sigs, _): &mut Checks3<'_>,
+    inputs: &GateInputs,
     name: &str,
-    input: Option<(&[u8], RoleName, [u8; 32])>,
-    open: Opener<T>,
+    bytes: &'a Option<Vec<u8>>,
+    role: RoleName,
+    required: bool,
+    uncertain: &mut Vec<String>,
+) -> Option<(&'a [u8], [u8; 32])> {
+    let Some(bytes) = bytes else {
+        if required {
+            present.fail(format!("{name}: missing"));
+        } else {
+            present.with(name, "absent");
+            uncertain.push(format!("artifacts_present: no {name} artifact"));
+        }
+        return None;
+    };
+    present.with(name, protocol::canonical::sha256(bytes).to_hex());
+    let Some(key) = inputs.keys.keys.get(&role) else {
+        sigs.fail(format!("{name}: no public key for role {role}"));
+        return None;
+    };
+    Some((bytes.as_slice(), *key))
+}
+
+/// Files the outcome of opening one artifact under the right check.
+fn settle<T>(
+    (_, sigs, chain): &mut Checks3<'_>,
+    name: &str,
+    result: Result<Opened<T>, envelope::OpenError>,
 ) -> Option<Opened<T>> {
-    let (bytes, role, key) = input?;
-    match open(bytes, role, &key) {
+    match result {
         Ok(o) => {
             sigs.with(&format!("{name}.key"), o.key_id.clone());
             Some(o)
+        }
+        Err(e) if e.is_chain_break() => {
+            chain.fail(format!("{name}: {e}"));
+            None
         }
         Err(e) => {
             sigs.fail(format!("{name}: {e}"));
@@ -160,47 +273,13 @@ fn verify<T>(
     }
 }
 
-/// Every artifact belongs to this run and this plan, and the evidence is about the commit that
-/// would be promoted.
-fn chain(inputs: &GateInputs, o: &Opened5) -> Check {
-    let mut c = Check::new("plan_chain");
-    let Some(plan) = &o.plan else {
-        c.fail("no verified plan artifact to chain to");
-        return c;
-    };
-    let plan_hash = match plan.body.hash() {
-        Ok(h) => h.to_hex(),
-        Err(e) => {
-            c.fail(format!("plan cannot be hashed: {e}"));
-            return c;
+/// The signed plan is the run's WORK_PLAN, and the evidence is about the commit that would be
+/// promoted.
+fn link(inputs: &GateInputs, work_plan: Option<&(WorkPlan, Digest32)>, o: &Opened5, c: &mut Check) {
+    if let (Some((wp, _)), Some(p)) = (work_plan, &o.plan) {
+        if &p.body != wp {
+            c.fail("the planner's signed plan differs from WORK_PLAN.json");
         }
-    };
-    c.with("plan_hash", plan_hash.clone());
-    let mut link = |name: &str, run_id: &str, hash: &str| {
-        if run_id != inputs.run_id {
-            c.fail(format!(
-                "{name}: run id `{run_id}` is not this run (`{}`)",
-                inputs.run_id
-            ));
-        }
-        if hash != plan_hash {
-            c.fail(format!(
-                "{name}: plan hash {hash} does not match the plan ({plan_hash})"
-            ));
-        }
-    };
-    link("plan", &plan.run_id, &plan.plan_hash);
-    if let Some(t) = &o.tests {
-        link("test_results", &t.run_id, &t.plan_hash);
-    }
-    if let Some(r) = &o.review {
-        link("review", &r.run_id, &r.plan_hash);
-    }
-    if let Some(p) = &o.progress {
-        link("progress", &p.run_id, &p.plan_hash);
-    }
-    if let Some(l) = &o.ledger {
-        link("ledger", &l.run_id, &l.plan_hash);
     }
     let tip = &inputs.git.new;
     if let Some(t) = &o.tests {
@@ -220,7 +299,6 @@ fn chain(inputs: &GateInputs, o: &Opened5) -> Check {
         }
     }
     c.with("commit", tip.clone());
-    c
 }
 
 fn acceptance_tests(plan: Option<&WorkPlan>, tests: Option<&Opened<TestResults>>) -> Check {
@@ -285,7 +363,7 @@ fn coverage(
     match tests.and_then(|t| t.body.changed_lines_coverage_pct) {
         Some(pct) => {
             c.with("changed_lines_pct", format!("{pct}"));
-            if !(pct >= f64::from(plan.coverage_min_pct)) {
+            if pct.is_nan() || pct < f64::from(plan.coverage_min_pct) {
                 c.fail(format!(
                     "changed-line coverage {pct}% is below {}%",
                     plan.coverage_min_pct
@@ -354,11 +432,8 @@ fn budget(plan: Option<&WorkPlan>, ledger: Option<&Opened<Ledger>>) -> Check {
         limit = limit.min(p.budget.limits.per_run_usd);
     }
     c.with("limit_usd", format!("{limit}"));
-    if !(l.body.spent_usd <= limit) {
-        c.fail(format!(
-            "spent {} USD, limit {limit} USD",
-            l.body.spent_usd
-        ));
+    if l.body.spent_usd.is_nan() || l.body.spent_usd > limit {
+        c.fail(format!("spent {} USD, limit {limit} USD", l.body.spent_usd));
     }
     c
 }

@@ -1,10 +1,11 @@
-//! Opening role artifacts with `protocol::artifact`: signature under the expected role's key,
-//! the role and kind in the predicate, and the protocol version. Run id and plan hash are
-//! returned to the caller rather than checked here, so the decision can report a replayed
-//! artifact as a broken chain (its own check) rather than as a bad signature.
+//! Opening role artifacts. Everything about the envelope is `protocol::artifact::verify_artifact`
+//! (DSSE, in-toto types, signature under the expected role's key, role, run, plan hash, protocol
+//! version); this module adds only what is the gate's: the artifact *kind* in the predicate (a
+//! progress verdict must not pass as a review) and the typed body.
 
-use protocol::artifact::{verify_signature, ArtifactError, DsseEnvelope, PublicKey, Signer};
-use protocol::frame::{check_protocol, FrameError, Ledger, PlanMsg, Progress, Review, TestResults};
+use protocol::artifact::{verify_artifact, ArtifactError, DsseEnvelope, PublicKey};
+use protocol::canonical::Digest32;
+use protocol::frame::{Ledger, PlanMsg, Progress, Review, TestResults};
 use protocol::plan::WorkPlan;
 use protocol::roles::RoleName;
 use serde::de::DeserializeOwned;
@@ -18,17 +19,9 @@ pub enum OpenError {
     /// The public key bytes are not a valid ed25519 key.
     #[error("role public key: {0}")]
     Key(#[source] ArtifactError),
-    /// Signature, payload type or statement types rejected.
+    /// Rejected by `verify_artifact` (signature, types, role, run, plan, protocol).
     #[error("{0}")]
-    Signature(#[source] ArtifactError),
-    /// Signed by the right key but claims another role.
-    #[error("signed as {found}, expected {expected}")]
-    Role {
-        /// Role in the predicate.
-        found: Signer,
-        /// Role expected.
-        expected: Signer,
-    },
+    Artifact(#[source] ArtifactError),
     /// Another kind of artifact (a progress verdict passed off as a review).
     #[error("artifact kind `{found}`, expected `{expected}`")]
     Kind {
@@ -37,21 +30,25 @@ pub enum OpenError {
         /// Kind expected.
         expected: &'static str,
     },
-    /// Protocol major version not ours.
-    #[error("protocol version: {0}")]
-    Protocol(#[source] FrameError),
     /// The body does not have the expected shape.
     #[error("body: {0}")]
-    Body(#[source] ArtifactError),
+    Body(#[source] serde_json::Error),
+}
+
+impl OpenError {
+    /// True when the signature was fine but the artifact belongs to another run or plan: a
+    /// replay, reported by the gate as a broken chain rather than a forged signature.
+    pub fn is_chain_break(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Artifact(ArtifactError::WrongRun { .. } | ArtifactError::WrongPlan { .. })
+        )
+    }
 }
 
 /// A verified artifact.
 #[derive(Debug, Clone)]
 pub struct Opened<T> {
-    /// Run id in the predicate (checked by the caller).
-    pub run_id: String,
-    /// Plan hash in the predicate (checked by the caller).
-    pub plan_hash: String,
     /// The body.
     pub body: T,
     /// Hex SHA-256 of the envelope bytes as stored.
@@ -60,36 +57,36 @@ pub struct Opened<T> {
     pub key_id: String,
 }
 
+/// What an artifact must be bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The run.
+    pub run_id: &'a str,
+    /// The hash of the run's WORK_PLAN.json.
+    pub plan_hash: &'a Digest32,
+}
+
 fn open<T: DeserializeOwned>(
     bytes: &[u8],
     role: RoleName,
     kind: &'static str,
+    bind: Binding<'_>,
     key: &[u8; 32],
-) -> Result<(Opened<serde_json::Value>, Option<T>), OpenError> {
+) -> Result<(Opened<serde_json::Value>, Result<T, serde_json::Error>), OpenError> {
     let env: DsseEnvelope = serde_json::from_slice(bytes).map_err(OpenError::Json)?;
     let key = PublicKey::from_bytes(key).map_err(OpenError::Key)?;
-    let st = verify_signature(&env, &key).map_err(OpenError::Signature)?;
-    let p = &st.predicate;
-    let expected = Signer::from(role);
-    if p.role != expected {
-        return Err(OpenError::Role {
-            found: p.role,
-            expected,
-        });
-    }
-    if p.kind != kind {
+    let st = verify_artifact(&env, role, bind.run_id, bind.plan_hash, &key)
+        .map_err(OpenError::Artifact)?;
+    if st.predicate.kind != kind {
         return Err(OpenError::Kind {
-            found: p.kind.clone(),
+            found: st.predicate.kind.clone(),
             expected: kind,
         });
     }
-    check_protocol(&p.protocol).map_err(OpenError::Protocol)?;
-    let typed = st.body::<T>().ok();
+    let typed = serde_json::from_value::<T>(st.predicate.body.clone());
     Ok((
         Opened {
-            run_id: p.run_id.clone(),
-            plan_hash: p.plan_hash.clone(),
-            body: p.body.clone(),
+            body: st.predicate.body,
             digest: protocol::canonical::sha256(bytes).to_hex(),
             key_id: key.keyid(),
         },
@@ -101,35 +98,33 @@ fn typed<T: DeserializeOwned>(
     bytes: &[u8],
     role: RoleName,
     kind: &'static str,
+    bind: Binding<'_>,
     key: &[u8; 32],
 ) -> Result<Opened<T>, OpenError> {
-    let (o, body) = open::<T>(bytes, role, kind, key)?;
-    let body = match body {
-        Some(b) => b,
-        None => serde_json::from_value(o.body.clone())
-            .map_err(|source| OpenError::Body(ArtifactError::Body { source }))?,
-    };
+    let (o, body) = open::<T>(bytes, role, kind, bind, key)?;
     Ok(Opened {
-        run_id: o.run_id,
-        plan_hash: o.plan_hash,
-        body,
+        body: body.map_err(OpenError::Body)?,
         digest: o.digest,
         key_id: o.key_id,
     })
 }
 
 /// The planner's plan; the body is the WorkPlan itself or `{"plan": WorkPlan}`.
-pub fn open_plan(bytes: &[u8], role: RoleName, key: &[u8; 32]) -> Result<Opened<WorkPlan>, OpenError> {
-    let (o, plan) = open::<WorkPlan>(bytes, role, "plan", key)?;
+pub fn open_plan(
+    bytes: &[u8],
+    bind: Binding<'_>,
+    key: &[u8; 32],
+) -> Result<Opened<WorkPlan>, OpenError> {
+    let (o, plan) = open::<WorkPlan>(bytes, RoleName::Planner, "plan", bind, key)?;
     let plan = match plan {
-        Some(p) => p,
-        None => serde_json::from_value::<PlanMsg>(o.body.clone())
-            .map_err(|source| OpenError::Body(ArtifactError::Body { source }))?
-            .plan,
+        Ok(p) => p,
+        Err(_) => {
+            serde_json::from_value::<PlanMsg>(o.body.clone())
+                .map_err(OpenError::Body)?
+                .plan
+        }
     };
     Ok(Opened {
-        run_id: o.run_id,
-        plan_hash: o.plan_hash,
         body: plan,
         digest: o.digest,
         key_id: o.key_id,
@@ -139,27 +134,35 @@ pub fn open_plan(bytes: &[u8], role: RoleName, key: &[u8; 32]) -> Result<Opened<
 /// Test results.
 pub fn open_test_results(
     bytes: &[u8],
-    role: RoleName,
+    bind: Binding<'_>,
     key: &[u8; 32],
 ) -> Result<Opened<TestResults>, OpenError> {
-    typed(bytes, role, "test_results", key)
+    typed(bytes, RoleName::TestRunner, "test_results", bind, key)
 }
 
 /// Security review.
-pub fn open_review(bytes: &[u8], role: RoleName, key: &[u8; 32]) -> Result<Opened<Review>, OpenError> {
-    typed(bytes, role, "review", key)
+pub fn open_review(
+    bytes: &[u8],
+    bind: Binding<'_>,
+    key: &[u8; 32],
+) -> Result<Opened<Review>, OpenError> {
+    typed(bytes, RoleName::SecurityReview, "review", bind, key)
 }
 
 /// Progress verdict.
 pub fn open_progress(
     bytes: &[u8],
-    role: RoleName,
+    bind: Binding<'_>,
     key: &[u8; 32],
 ) -> Result<Opened<Progress>, OpenError> {
-    typed(bytes, role, "progress", key)
+    typed(bytes, RoleName::ProgressEvaluator, "progress", bind, key)
 }
 
 /// Cost ledger.
-pub fn open_ledger(bytes: &[u8], role: RoleName, key: &[u8; 32]) -> Result<Opened<Ledger>, OpenError> {
-    typed(bytes, role, "ledger", key)
+pub fn open_ledger(
+    bytes: &[u8],
+    bind: Binding<'_>,
+    key: &[u8; 32],
+) -> Result<Opened<Ledger>, OpenError> {
+    typed(bytes, RoleName::CostControl, "ledger", bind, key)
 }

@@ -174,7 +174,13 @@ impl Git {
     /// Resolves `rev` to a commit id; `None` when it does not exist.
     pub fn resolve_commit(&self, rev: &str) -> Result<Option<String>, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        let args = ["rev-parse", "--verify", "--quiet", "--end-of-options", &spec];
+        let args = [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ];
         let (out, argv) = self.output(&args)?;
         match out.status.code() {
             Some(0) => {
@@ -204,7 +210,15 @@ impl Git {
     /// Files changed from `from` to `to` (no rename detection: a rename is a delete and an add,
     /// so both paths are checked against protected paths and targets).
     pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<ChangedFile>, GitError> {
-        let raw_args = ["diff", "--raw", "-z", "--no-renames", "--no-abbrev", from, to];
+        let raw_args = [
+            "diff",
+            "--raw",
+            "-z",
+            "--no-renames",
+            "--no-abbrev",
+            from,
+            to,
+        ];
         let raw = self.run(&raw_args)?;
         let mut files = parse_raw(&raw).ok_or_else(|| self.parse_err(&raw_args, &raw))?;
         let num_args = ["diff", "--numstat", "-z", "--no-renames", from, to];

@@ -42,6 +42,13 @@ impl Caller {
         Self::from_uid(Uid::effective().as_raw(), std::process::id() as i32)
     }
 
+    /// The user who invoked this process: the *real* uid, which the kernel sets at login and
+    /// keeps across a set-user-id exec (installed set-uid `orch-gate`, the gate binary runs with
+    /// the gate's effective uid and the engineer's real uid). No flag or variable can change it.
+    pub fn invoking() -> Self {
+        Self::from_uid(Uid::current().as_raw(), std::process::id() as i32)
+    }
+
     /// Builds a caller from a uid the kernel vouched for.
     pub fn from_uid(uid: u32, pid: i32) -> Self {
         Self {

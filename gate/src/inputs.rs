@@ -13,6 +13,8 @@ use crate::git::{ChangedFile, CommitInfo};
 /// The run's signed artifacts, exactly as stored (DSSE envelopes, JSON bytes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactBytes {
+    /// The run's `WORK_PLAN.json` (canonical JSON written by the orchestrator): the anchor.
+    pub work_plan: Option<Vec<u8>>,
     /// The planner's WORK_PLAN artifact.
     pub plan: Option<Vec<u8>>,
     /// The test-runner's results for the commit being promoted.
@@ -76,8 +78,6 @@ pub struct ApprovalFacts {
     pub on_staging: bool,
     /// Hash of the gate's own signed staging decision for this run, if there is one.
     pub staging_decision: Option<String>,
-    /// Whether the run has been rejected.
-    pub rejected: bool,
 }
 
 /// Gate policy beyond roles.yaml (`orchestrate-gate.yaml`, itself a protected path).
@@ -120,6 +120,8 @@ pub struct GateInputs {
     pub git: GitFacts,
     /// Gate policy.
     pub policy: GatePolicy,
-    /// Present for ApproveMain.
+    /// Present for ApproveMain, and for PromoteStaging when a human lifts a hold.
     pub approval: Option<ApprovalFacts>,
+    /// Hash of the gate's signed reject decision for this run, if a human rejected it.
+    pub rejected: Option<String>,
 }

@@ -146,13 +146,12 @@ pub fn init(path: &Path, seed: &Seed, owner: Option<Owner>) -> Result<String, In
         git.run(&["config", key, value])?;
     }
     let source = Git::new(&seed.source_repo);
-    let commit =
-        source
-            .resolve_commit(&seed.rev)?
-            .ok_or_else(|| IntegrationError::NoSeed {
-                source_repo: seed.source_repo.clone(),
-                rev: seed.rev.clone(),
-            })?;
+    let commit = source
+        .resolve_commit(&seed.rev)?
+        .ok_or_else(|| IntegrationError::NoSeed {
+            source_repo: seed.source_repo.clone(),
+            rev: seed.rev.clone(),
+        })?;
     let src = seed.source_repo.to_string_lossy().into_owned();
     let src_trust = format!("safe.directory={src}");
     git.run(&[

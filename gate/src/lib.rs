@@ -4,7 +4,9 @@
 //! an artifact signed with its own key, and moves a protected ref only fast-forward, as its own
 //! OS user, in an integration repository only that user can write ([`integration`]).
 
+pub mod actions;
 pub mod checks_git;
+pub mod client;
 pub mod decide;
 pub mod decision;
 pub mod envelope;
@@ -12,8 +14,12 @@ pub mod git;
 pub mod identity;
 pub mod inputs;
 pub mod integration;
+pub mod layout;
+pub mod policy;
+pub mod receipt;
 pub mod sign;
 
+pub use actions::{ActionError, Gate, Moved, Outcome};
 pub use decide::decide;
 pub use decision::{Action, Check, CheckStatus, Decision, Verdict};
 pub use inputs::{ArtifactBytes, GateInputs, GatePolicy, GitFacts, KeySource, RoleKeys};

@@ -1,0 +1,120 @@
+//! Calling the gate as a separate process (what the orchestrator and the run engine do): the
+//! `orchestrate-gate` binary next to the caller's own executable, its one-line JSON report on
+//! stdout, its exit code (0 pass, 1 fail or hold, 2 invalid input, 5 internal error).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::Outcome;
+use crate::decision::{Action, Verdict};
+
+/// File name of the gate binary.
+pub const GATE_BIN: &str = "orchestrate-gate";
+
+/// What `orchestrate-gate promote|approve|reject|rollback` prints on stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateReport {
+    /// The run.
+    pub run_id: String,
+    /// What was asked.
+    pub action: Action,
+    /// The verdict of the last decision written (Fail when none was).
+    pub verdict: Verdict,
+    /// Every decision written, in order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Errors invoking the gate.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No gate binary where one was looked for.
+    #[error("no {GATE_BIN} binary at {0} (install it next to orchestrate)")]
+    NotFound(PathBuf),
+    /// The caller's own executable path is unknown.
+    #[error("locating the current executable: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// Spawning failed.
+    #[error("running {path}: {source}")]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The gate refused to decide (exit 2 or 5) and said why on stderr.
+    #[error("{GATE_BIN} exited with {code:?}: {stderr}")]
+    Refused {
+        /// Exit code.
+        code: Option<i32>,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// The report on stdout did not parse.
+    #[error("{GATE_BIN} printed no valid report: {source}")]
+    Report {
+        /// Cause.
+        source: serde_json::Error,
+    },
+}
+
+/// The gate binary: next to the current executable (the install puts them side by side; cargo
+/// builds them into one target directory). The path is not taken from the environment.
+pub fn locate() -> Result<PathBuf, ClientError> {
+    let exe = std::env::current_exe().map_err(ClientError::CurrentExe)?;
+    let mut dirs: Vec<&Path> = Vec::new();
+    if let Some(d) = exe.parent() {
+        dirs.push(d);
+        // Test binaries live in target/<profile>/deps.
+        if let Some(up) = d.parent().filter(|_| d.ends_with("deps")) {
+            dirs.push(up);
+        }
+    }
+    for d in &dirs {
+        let p = d.join(GATE_BIN);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(ClientError::NotFound(dirs.first().map_or_else(
+        || PathBuf::from(GATE_BIN),
+        |d| d.join(GATE_BIN),
+    )))
+}
+
+/// Runs `bin <args>` and returns its exit code and stdout; stderr is captured for errors.
+pub fn run_raw(bin: &Path, args: &[&str]) -> Result<(Option<i32>, Vec<u8>, String), ClientError> {
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ClientError::Spawn {
+            path: bin.to_owned(),
+            source,
+        })?;
+    Ok((
+        out.status.code(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    ))
+}
+
+/// Runs an action subcommand and parses its report. Exit 0 and 1 carry a report; anything else
+/// is [`ClientError::Refused`].
+pub fn invoke(bin: &Path, args: &[&str]) -> Result<GateReport, ClientError> {
+    let (code, stdout, stderr) = run_raw(bin, args)?;
+    match code {
+        Some(0 | 1) => {
+            serde_json::from_slice(&stdout).map_err(|source| ClientError::Report { source })
+        }
+        _ => Err(ClientError::Refused { code, stderr }),
+    }
+}
+
+/// `orchestrate-gate promote --state STATE --run RUN`: what the run engine calls after review.
+pub fn promote(state: &Path, run: &str) -> Result<GateReport, ClientError> {
+    let bin = locate()?;
+    let s = state.to_string_lossy();
+    invoke(&bin, &["promote", "--state", &s, "--run", run])
+}
