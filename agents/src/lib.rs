@@ -3,5 +3,6 @@
 //! the frame socket. Role logic lives in pure functions under [`roles`]; [`transport`] and the
 //! binary only wire them to frames.
 
+pub mod coverage;
 pub mod review;
 pub mod roles;

@@ -1,6 +1,6 @@
 //! `orchestrate setup` against the real system (root only): users, modes, key secrecy,
-//! idempotency and removal. Test accounts carry a per-process prefix and are deleted by a Drop
-//! guard even when an assertion fails.
+//! idempotency and removal. Test accounts carry a per-process `orch-t<pid>` prefix and are
+//! deleted by a Drop guard even when an assertion fails; state lives in a temp dir.
 
 use std::ffi::CString;
 use std::fs;
@@ -45,7 +45,8 @@ struct Fixture {
 }
 
 fn fixture(tag: &str) -> Fixture {
-    let prefix = format!("ot{}{tag}", std::process::id());
+    // `orch-` so the leak check that counts leftover orch-* accounts sees any a test leaves.
+    let prefix = format!("orch-t{}{tag}", std::process::id());
     let user = |role: &str| format!("{prefix}-{role}");
     let tmp = tempfile::tempdir().unwrap();
     // The temp dir itself is 0700 root: open it so the role users can traverse to their keys,
@@ -60,6 +61,7 @@ fn fixture(tag: &str) -> Fixture {
         gate_user: user("gate"),
         orchestrator_user: user("run"),
         state_dir: state.clone(),
+        db_file: "state.db".to_owned(),
     };
     let plan = plan(&spec).unwrap();
     let guard = AccountGuard(plan.users().iter().map(|s| (*s).to_owned()).collect());
@@ -117,88 +119,196 @@ fn mode_owner(path: &Path) -> (u32, u32, u32) {
     (meta.mode() & 0o7777, meta.uid(), meta.gid())
 }
 
+fn key(fx: &Fixture, label: &str) -> PathBuf {
+    fx.state.join("keys").join(label).join(PRIVATE_KEY_FILE)
+}
+
+fn public(fx: &Fixture, label: &str) -> PathBuf {
+    fx.state.join("keys").join(label).join(PUBLIC_KEY_FILE)
+}
+
+fn find<'a>(report: &'a orchestrate_sandbox::setup::SetupReport, prefix: &str) -> &'a Change {
+    &report
+        .items
+        .iter()
+        .find(|i| i.what.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {report}"))
+        .change
+}
+
 #[test]
-fn setup_keys_are_readable_only_by_their_user_and_reapply_changes_nothing() {
+fn setup_creates_users_dirs_and_keys_with_exact_owners_and_modes_and_reapply_changes_nothing() {
     if skip_unless_root() {
         return;
     }
     let fx = fixture("a");
     let first = apply(&fx.plan).unwrap();
-    assert!(first
-        .items
-        .iter()
-        .all(|i| i.change == Change::Created), "{first}");
+    for item in &first.items {
+        let want = if item.what.starts_with("file ") {
+            Change::Absent // no database before the first run
+        } else {
+            Change::Created
+        };
+        assert_eq!(item.change, want, "{}", item.what);
+    }
 
     let (codegen_uid, codegen_gid) = uid_gid(fx.plan.users()[0]);
-    let (review_uid, review_gid) = uid_gid(fx.plan.users()[1]);
-    let (run_uid, run_gid) = uid_gid(fx.plan.users()[3]);
+    let (run_uid, _) = uid_gid(fx.plan.users()[3]);
+    let (gate_uid, gate_gid) = uid_gid(fx.plan.users()[2]);
     assert!(codegen_uid <= 999 && codegen_uid > 0, "system uid");
-
-    let key_dir = fx.state.join("keys/codegen");
-    let key = key_dir.join(PRIVATE_KEY_FILE);
-    let public = key_dir.join(PUBLIC_KEY_FILE);
     assert_eq!(mode_owner(&fx.state), (0o751, 0, 0));
-    assert_eq!(mode_owner(&fx.state.join("db")), (0o700, run_uid, run_gid));
-    assert_eq!(mode_owner(&key_dir), (0o711, codegen_uid, codegen_gid));
-    assert_eq!(mode_owner(&key), (0o400, codegen_uid, codegen_gid));
-    assert_eq!(mode_owner(&public), (0o444, codegen_uid, codegen_gid));
-
-    // Positive control: the owner reads its key; the other role reads the public half.
-    assert_eq!(open_as(codegen_uid, codegen_gid, &key), 0);
-    assert_eq!(open_as(review_uid, review_gid, &public), 0);
-    // Another role user cannot open the private key.
-    assert_eq!(open_as(review_uid, review_gid, &key), libc::EACCES);
     assert_eq!(
-        open_as(codegen_uid, codegen_gid, &fx.state.join("keys/security-review").join(PRIVATE_KEY_FILE)),
-        libc::EACCES
+        mode_owner(&fx.state.join("runs")),
+        (0o750, run_uid, gate_gid)
     );
+    assert_eq!(
+        mode_owner(&fx.state.join("integration.git")),
+        (0o755, gate_uid, gate_gid)
+    );
+    assert_eq!(mode_owner(&fx.state.join("keys")), (0o751, 0, 0));
+    assert_eq!(mode_owner(&fx.state.join("keys/codegen")), (0o711, 0, 0));
+    assert_eq!(
+        mode_owner(&key(&fx, "codegen")),
+        (0o400, codegen_uid, codegen_gid)
+    );
+    assert_eq!(mode_owner(&public(&fx, "codegen")), (0o444, 0, 0));
+    let user = nix::unistd::User::from_name(fx.plan.users()[0])
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.shell, PathBuf::from("/usr/sbin/nologin"));
+    assert!(!user.dir.exists(), "home {:?} must not exist", user.dir);
 
-    // The key pair belongs together.
-    let signing = orchestrate_sandbox::setup::read_private_key(&key).unwrap();
-    let verifying = orchestrate_sandbox::setup::read_public_key(&public).unwrap();
+    // The pair belongs together.
+    let signing = orchestrate_sandbox::setup::read_private_key(&key(&fx, "codegen")).unwrap();
+    let verifying = orchestrate_sandbox::setup::read_public_key(&public(&fx, "codegen")).unwrap();
     assert_eq!(signing.verifying_key(), verifying);
 
-    // Re-apply: nothing changes, the key keeps its bytes.
-    let key_bytes = fs::read(&key).unwrap();
+    // Re-apply: nothing changes, no key is regenerated.
+    let before: Vec<Vec<u8>> = ["codegen", "security-review", "gate", "orchestrator"]
+        .iter()
+        .map(|l| fs::read(key(&fx, l)).unwrap())
+        .collect();
     let second = apply(&fx.plan).unwrap();
     assert!(!second.changed(), "{second}");
-    assert!(second.to_string().ends_with("nothing changed: everything was already in place\n"));
-    assert_eq!(fs::read(&key).unwrap(), key_bytes);
-
-    // A loosened key mode and a deleted public key are repaired, the key itself is kept.
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::remove_file(&public).unwrap();
-    let third = apply(&fx.plan).unwrap();
-    let item = third
-        .items
+    assert!(second
+        .to_string()
+        .ends_with("nothing changed: everything was already in place\n"));
+    let after: Vec<Vec<u8>> = ["codegen", "security-review", "gate", "orchestrator"]
         .iter()
-        .find(|i| i.what.starts_with("key pair codegen"))
-        .unwrap();
-    assert_eq!(
-        item.change,
-        Change::Fixed("private key fixed (mode 0644 -> 0400); public key created".to_owned())
-    );
-    assert_eq!(mode_owner(&key), (0o400, codegen_uid, codegen_gid));
-    assert_eq!(fs::read(&key).unwrap(), key_bytes);
-    assert_eq!(orchestrate_sandbox::setup::read_public_key(&public).unwrap(), verifying);
+        .map(|l| fs::read(key(&fx, l)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
+}
 
-    // Remove without purge keeps the state dir and says so; no account is left.
+#[test]
+fn another_role_user_gets_eacces_on_a_private_key_and_its_owner_reads_it() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = fixture("b");
+    apply(&fx.plan).unwrap();
+    let (codegen_uid, codegen_gid) = uid_gid(fx.plan.users()[0]);
+    let (review_uid, review_gid) = uid_gid(fx.plan.users()[1]);
+    // Positive controls: each owner reads its own key; anyone reads a public key.
+    assert_eq!(open_as(codegen_uid, codegen_gid, &key(&fx, "codegen")), 0);
+    assert_eq!(
+        open_as(review_uid, review_gid, &key(&fx, "security-review")),
+        0
+    );
+    assert_eq!(open_as(review_uid, review_gid, &public(&fx, "codegen")), 0);
+    // The denial, both ways: codegen cannot forge a review, review cannot sign as codegen.
+    assert_eq!(
+        open_as(review_uid, review_gid, &key(&fx, "codegen")),
+        libc::EACCES
+    );
+    assert_eq!(
+        open_as(codegen_uid, codegen_gid, &key(&fx, "security-review")),
+        libc::EACCES
+    );
+    assert_eq!(
+        open_as(codegen_uid, codegen_gid, &key(&fx, "gate")),
+        libc::EACCES
+    );
+    remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
+}
+
+#[test]
+fn twin_with_the_key_mode_loosened_to_0444_the_other_role_reads_it_and_setup_repairs_it() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = fixture("c");
+    apply(&fx.plan).unwrap();
+    let (codegen_uid, codegen_gid) = uid_gid(fx.plan.users()[0]);
+    let (review_uid, review_gid) = uid_gid(fx.plan.users()[1]);
+    let k = key(&fx, "codegen");
+    let bytes = fs::read(&k).unwrap();
+    // The layer off: the mode is what denies, so loosening it must let the read through.
+    fs::set_permissions(&k, fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(open_as(review_uid, review_gid, &k), 0);
+
+    // Setup repairs mode and owner, deletes nothing, keeps the key bytes, re-derives the pub.
+    std::os::unix::fs::chown(&k, Some(review_uid), Some(review_gid)).unwrap();
+    fs::remove_file(public(&fx, "codegen")).unwrap();
+    fs::set_permissions(fx.state.join("runs"), fs::Permissions::from_mode(0o777)).unwrap();
+    let third = apply(&fx.plan).unwrap();
+    assert_eq!(
+        find(&third, "key pair codegen"),
+        &Change::Fixed(format!(
+            "private key fixed (owner {review_uid}:{review_gid} -> {codegen_uid}:{codegen_gid}, \
+             mode 0444 -> 0400); public key created"
+        ))
+    );
+    assert_eq!(
+        find(&third, &format!("dir {}", fx.state.join("runs").display())),
+        &Change::Fixed("mode 0777 -> 0750".to_owned())
+    );
+    assert_eq!(mode_owner(&k), (0o400, codegen_uid, codegen_gid));
+    assert_eq!(fs::read(&k).unwrap(), bytes);
+    assert_eq!(open_as(review_uid, review_gid, &k), libc::EACCES);
+    remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
+}
+
+#[test]
+fn remove_deletes_keys_and_accounts_and_keeps_the_state_dir_unless_purged() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = fixture("d");
+    apply(&fx.plan).unwrap();
+    fs::write(fx.state.join("state.db"), b"audit").unwrap();
     let removed = remove(&fx.plan, RemoveOptions { purge: false }).unwrap();
     for name in fx.plan.users() {
-        assert!(nix::unistd::User::from_name(name).unwrap().is_none(), "{name} left");
-        assert!(nix::unistd::Group::from_name(name).unwrap().is_none(), "{name} left");
+        assert!(
+            nix::unistd::User::from_name(name).unwrap().is_none(),
+            "user {name} left"
+        );
+        assert!(
+            nix::unistd::Group::from_name(name).unwrap().is_none(),
+            "group {name} left"
+        );
     }
+    assert!(
+        !fx.state.join("keys").exists(),
+        "keys must go with their users"
+    );
     assert_eq!(
         removed.items.last().unwrap().change,
-        Change::Left("keys, database and runs are kept; --purge deletes them".to_owned())
+        Change::Left(
+            "database, runs and integration.git are kept; --purge deletes them".to_owned()
+        )
     );
-    assert!(key.exists());
+    assert_eq!(fs::read(fx.state.join("state.db")).unwrap(), b"audit");
 
     // Removing again finds nothing; purge then deletes the state dir.
     let again = remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
-    assert!(again.items[..again.items.len() - 1]
-        .iter()
-        .all(|i| i.change == Change::Absent), "{again}");
+    assert!(
+        again.items[..again.items.len() - 1]
+            .iter()
+            .all(|i| i.change == Change::Absent),
+        "{again}"
+    );
     assert_eq!(again.items.last().unwrap().change, Change::Removed);
     assert!(!fx.state.exists());
 }
@@ -208,15 +318,21 @@ fn an_existing_unparsable_key_is_refused_not_overwritten() {
     if skip_unless_root() {
         return;
     }
-    let fx = fixture("b");
+    let fx = fixture("e");
     let key_dir = fx.state.join("keys/codegen");
     fs::create_dir_all(&key_dir).unwrap();
     fs::write(key_dir.join(PRIVATE_KEY_FILE), b"not a key").unwrap();
     let err = apply(&fx.plan).unwrap_err().to_string();
-    assert!(err.starts_with(&format!(
-        "existing key {:?} does not parse",
-        key_dir.join(PRIVATE_KEY_FILE)
-    )), "{err}");
-    assert_eq!(fs::read(key_dir.join(PRIVATE_KEY_FILE)).unwrap(), b"not a key");
+    assert!(
+        err.starts_with(&format!(
+            "existing key {:?} does not parse",
+            key_dir.join(PRIVATE_KEY_FILE)
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(key_dir.join(PRIVATE_KEY_FILE)).unwrap(),
+        b"not a key"
+    );
     remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
 }

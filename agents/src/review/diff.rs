@@ -217,7 +217,10 @@ fn split_git_header(rest: &str) -> (Option<String>, Option<String>) {
         if let Some(end) = find_closing_quote(rest) {
             let a = unquote(&rest[..=end]);
             let b = unquote(rest[end + 1..].trim_start());
-            return (Some(strip_ab(&a).to_string()), Some(strip_ab(&b).to_string()));
+            return (
+                Some(strip_ab(&a).to_string()),
+                Some(strip_ab(&b).to_string()),
+            );
         }
     }
     if rest.len() % 2 == 1 {
@@ -260,7 +263,9 @@ fn unquote(s: &str) -> String {
         if b[i] == b'\\' && i + 1 < b.len() {
             let c = b[i + 1];
             if c.is_ascii_digit() && i + 3 < b.len() + 1 {
-                let oct = inner.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+                let oct = inner
+                    .get(i + 1..i + 4)
+                    .and_then(|o| u8::from_str_radix(o, 8).ok());
                 if let Some(v) = oct {
                     out.push(v);
                     i += 4;

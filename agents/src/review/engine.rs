@@ -94,8 +94,12 @@ impl Engine {
         let secret_res = PATTERNS
             .iter()
             .map(|p| {
-                Regex::new(&format!("(?-u){}", p.regex))
-                    .map_err(|source| EngineError::SecretRegex { id: p.rule.id, source })
+                Regex::new(&format!("(?-u){}", p.regex)).map_err(|source| {
+                    EngineError::SecretRegex {
+                        id: p.rule.id,
+                        source,
+                    }
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Engine {
@@ -226,7 +230,11 @@ fn scan_line(
                     &p.rule,
                     doc.file,
                     lineno,
-                    format!("{} ({} characters, value withheld)", p.rule.name, value.len()),
+                    format!(
+                        "{} ({} characters, value withheld)",
+                        p.rule.name,
+                        value.len()
+                    ),
                     value,
                 ));
             }
@@ -237,16 +245,26 @@ fn scan_line(
         if !enabled(rule.category) {
             continue;
         }
-        text::confirm(t, line, &engine.text_res, &mut |r: &'static Rule, msg, ev| {
-            out.push(Finding::new(r, doc.file, lineno, msg, ev));
-        });
+        text::confirm(
+            t,
+            line,
+            &engine.text_res,
+            &mut |r: &'static Rule, msg, ev| {
+                out.push(Finding::new(r, doc.file, lineno, msg, ev));
+            },
+        );
     }
 }
 
 fn confirmed(check: Check, value: &[u8], caps: &regex::bytes::Captures<'_>) -> bool {
     match check {
         Check::Plain => !secrets::is_placeholder(value),
-        Check::Entropy(min) => !secrets::is_placeholder(value) && secrets::passes_entropy(value, min),
+        Check::Entropy(min) => {
+            !secrets::is_placeholder(value) && secrets::passes_entropy(value, min)
+        }
+        Check::EntropyLetters(min) => {
+            !secrets::is_placeholder(value) && secrets::shannon_entropy(value) >= min
+        }
         Check::PrivateKey => !is_placeholder_key(value),
         Check::Jwt => jwt_is_real(value),
         Check::UrlPassword => {
@@ -270,17 +288,24 @@ fn private_key_block(buf: &[u8], start: usize) -> Option<&[u8]> {
     if b64 < 64 {
         return None;
     }
-    let tail = memchr::memmem::find(&window[end_rel + 8..], b"-----").map_or(window.len(), |i| {
-        end_rel + 8 + i + 5
-    });
+    let tail = memchr::memmem::find(&window[end_rel + 8..], b"-----")
+        .map_or(window.len(), |i| end_rel + 8 + i + 5);
     Some(&window[..tail])
 }
 
 fn is_placeholder_key(block: &[u8]) -> bool {
     let lower = block.to_ascii_lowercase();
-    ["example", "...", "xxxx", "<", "your", "redacted", "placeholder"]
-        .iter()
-        .any(|m| memchr::memmem::find(&lower, m.as_bytes()).is_some())
+    [
+        "example",
+        "...",
+        "xxxx",
+        "<",
+        "your",
+        "redacted",
+        "placeholder",
+    ]
+    .iter()
+    .any(|m| memchr::memmem::find(&lower, m.as_bytes()).is_some())
 }
 
 /// A JWT counts when its header decodes to JSON naming an algorithm; the jwt.io sample token
@@ -303,5 +328,8 @@ fn jwt_is_real(token: &[u8]) -> bool {
     let payload = engine.decode(p).unwrap_or_default();
     let payload = String::from_utf8_lossy(&payload).to_ascii_lowercase();
     let example = payload.contains("1234567890") && payload.contains("john doe");
-    !example && !["example", "dummy", "placeholder", "your-"].iter().any(|m| payload.contains(m))
+    !example
+        && !["example", "dummy", "placeholder", "your-"]
+            .iter()
+            .any(|m| payload.contains(m))
 }

@@ -25,8 +25,16 @@ impl DiffSpec {
     pub fn parse_range(s: &str) -> Self {
         match s.split_once("..") {
             Some((b, h)) => DiffSpec::Range {
-                base: if b.is_empty() { "HEAD".into() } else { b.to_string() },
-                head: if h.is_empty() { "HEAD".into() } else { h.trim_start_matches('.').to_string() },
+                base: if b.is_empty() {
+                    "HEAD".into()
+                } else {
+                    b.to_string()
+                },
+                head: if h.is_empty() {
+                    "HEAD".into()
+                } else {
+                    h.trim_start_matches('.').to_string()
+                },
             },
             None => DiffSpec::Range {
                 base: s.to_string(),
@@ -41,7 +49,14 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, ReviewError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["-c", "core.quotePath=true", "-c", "diff.external=", "-c", "core.fsmonitor=false"])
+        .args([
+            "-c",
+            "core.quotePath=true",
+            "-c",
+            "diff.external=",
+            "-c",
+            "core.fsmonitor=false",
+        ])
         .args(args)
         .output()
         .map_err(|source| ReviewError::GitSpawn {
@@ -60,7 +75,14 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, ReviewError> {
 
 /// The unified diff for `spec` in `repo`, with full binary markers and no renames folded away.
 pub fn diff(repo: &Path, spec: &DiffSpec) -> Result<String, ReviewError> {
-    let mut args = vec!["diff", "--no-ext-diff", "--no-textconv", "--no-color", "--no-renames", "-U3"];
+    let mut args = vec![
+        "diff",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-color",
+        "--no-renames",
+        "-U3",
+    ];
     let range;
     match spec {
         DiffSpec::Range { base, head } => {

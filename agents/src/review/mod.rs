@@ -11,6 +11,7 @@ mod engine;
 mod finding;
 pub mod git;
 mod paths;
+pub mod report;
 pub mod rules;
 pub mod sarif;
 pub mod secrets;
@@ -119,7 +120,13 @@ fn engine_or_finding(out: &mut Vec<Finding>) -> Option<&'static Engine> {
     match Engine::get() {
         Ok(e) => Some(e),
         Err(e) => {
-            out.push(Finding::new(&rules::SCAN_ENGINE, "", 0, e.to_string(), b"engine"));
+            out.push(Finding::new(
+                &rules::SCAN_ENGINE,
+                "",
+                0,
+                e.to_string(),
+                b"engine",
+            ));
             None
         }
     }
@@ -184,7 +191,10 @@ pub fn scan_file_diffs(files: &[FileDiff], ctx: &ScanContext) -> Vec<Finding> {
                 ip_literals(f, &mut out);
             }
         }
-        if f.is_new && path.rsplit('/').next() == Some("build.rs") && enabled(Category::Dependencies) {
+        if f.is_new
+            && path.rsplit('/').next() == Some("build.rs")
+            && enabled(Category::Dependencies)
+        {
             out.push(Finding::new(
                 &rules::DEP_BUILD_SCRIPT,
                 path,
@@ -249,8 +259,10 @@ fn dependencies(manifests: &[&FileDiff], ctx: &ScanContext, out: &mut Vec<Findin
 
 fn ip_regex() -> Option<&'static Regex> {
     static R: OnceLock<Option<Regex>> = OnceLock::new();
-    R.get_or_init(|| Regex::new(r"(?-u)(?:^|[^\w.])((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:[^\w.]|$)").ok())
-        .as_ref()
+    R.get_or_init(|| {
+        Regex::new(r"(?-u)(?:^|[^\w.])((?:\d{1,3}\.){3}\d{1,3})(?::\d{1,5})?(?:[^\w.]|$)").ok()
+    })
+    .as_ref()
 }
 
 /// IPv4 literals in added lines (loopback, unspecified and broadcast addresses excepted). Runs
@@ -263,8 +275,12 @@ fn ip_literals(f: &FileDiff, out: &mut Vec<Finding>) {
         }
         for c in re.captures_iter(line.as_bytes()) {
             let Some(ip) = c.get(1) else { continue };
-            let Ok(s) = std::str::from_utf8(ip.as_bytes()) else { continue };
-            let Ok(addr) = s.parse::<std::net::Ipv4Addr>() else { continue };
+            let Ok(s) = std::str::from_utf8(ip.as_bytes()) else {
+                continue;
+            };
+            let Ok(addr) = s.parse::<std::net::Ipv4Addr>() else {
+                continue;
+            };
             if addr.is_loopback() || addr.is_unspecified() || addr.is_broadcast() {
                 continue;
             }

@@ -60,8 +60,19 @@ fn is_hook(path: &str) -> bool {
 pub fn persistence_rule(path: &str) -> Option<&'static Rule> {
     let name = file_name(path);
     const RC: &[&str] = &[
-        ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",
-        ".zshenv", ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", "config.fish",
+        ".bashrc",
+        ".bash_profile",
+        ".bash_login",
+        ".bash_logout",
+        ".profile",
+        ".zshrc",
+        ".zshenv",
+        ".zprofile",
+        ".zlogin",
+        ".cshrc",
+        ".tcshrc",
+        ".kshrc",
+        "config.fish",
     ];
     if RC.contains(&name) || path.contains("etc/profile.d/") {
         return Some(&rules::PERSIST_SHELL_RC);
@@ -130,23 +141,41 @@ pub fn check_file(
         .flatten()
         .collect();
     if let Some(p) = names.iter().find(|p| protected.is_match(p)) {
-        push(&rules::PATH_PROTECTED, 0, format!("protected path {p} changed"), p.as_bytes());
+        push(
+            &rules::PATH_PROTECTED,
+            0,
+            format!("protected path {p} changed"),
+            p.as_bytes(),
+        );
     }
     if let Some(p) = names.iter().find(|p| is_ci(p)) {
-        push(&rules::PATH_CI, 0, format!("CI configuration {p} changed"), p.as_bytes());
+        push(
+            &rules::PATH_CI,
+            0,
+            format!("CI configuration {p} changed"),
+            p.as_bytes(),
+        );
     }
     if let Some(p) = names.iter().find(|p| is_hook(p)) {
-        push(&rules::GIT_HOOKS, 0, format!("git hook location {p} changed"), p.as_bytes());
+        push(
+            &rules::GIT_HOOKS,
+            0,
+            format!("git hook location {p} changed"),
+            p.as_bytes(),
+        );
     }
     if names.iter().any(|p| file_name(p) == ".gitmodules") {
-        push(&rules::GIT_SUBMODULES, 0, ".gitmodules changed".into(), path.as_bytes());
+        push(
+            &rules::GIT_SUBMODULES,
+            0,
+            ".gitmodules changed".into(),
+            path.as_bytes(),
+        );
     }
     if names.iter().any(|p| file_name(p) == ".gitattributes") {
-        let driver = f.added_iter().find(|(_, l)| {
-            ["filter=", "diff=", "merge="]
-                .iter()
-                .any(|k| l.contains(k))
-        });
+        let driver = f
+            .added_iter()
+            .find(|(_, l)| ["filter=", "diff=", "merge="].iter().any(|k| l.contains(k)));
         match driver {
             Some((n, l)) => push(
                 &rules::GIT_ATTRIBUTES_FILTER,
@@ -154,7 +183,12 @@ pub fn check_file(
                 ".gitattributes sets a filter, diff or merge driver".into(),
                 l.as_bytes(),
             ),
-            None => push(&rules::GIT_ATTRIBUTES, 0, ".gitattributes changed".into(), path.as_bytes()),
+            None => push(
+                &rules::GIT_ATTRIBUTES,
+                0,
+                ".gitattributes changed".into(),
+                path.as_bytes(),
+            ),
         }
     }
     if !f.is_deleted {
@@ -165,13 +199,28 @@ pub fn check_file(
     if let Some(m) = f.new_mode {
         let was_exec = f.old_mode.is_some_and(|o| o & 0o111 != 0);
         if m == 0o120000 {
-            push(&rules::FILE_SYMLINK, 0, format!("symbolic link {path} added"), path.as_bytes());
+            push(
+                &rules::FILE_SYMLINK,
+                0,
+                format!("symbolic link {path} added"),
+                path.as_bytes(),
+            );
         } else if m & 0o111 != 0 && !was_exec {
-            push(&rules::FILE_EXECUTABLE, 0, format!("{path} made executable ({m:o})"), path.as_bytes());
+            push(
+                &rules::FILE_EXECUTABLE,
+                0,
+                format!("{path} made executable ({m:o})"),
+                path.as_bytes(),
+            );
         }
     }
     if f.binary {
-        push(&rules::FILE_BINARY, 0, format!("binary file {path}"), path.as_bytes());
+        push(
+            &rules::FILE_BINARY,
+            0,
+            format!("binary file {path}"),
+            path.as_bytes(),
+        );
     }
     if !f.is_deleted {
         check_extension(path, allowed_ext, &mut push);
@@ -192,11 +241,10 @@ pub fn extension_allowed(path: &str, allowed: &[String]) -> bool {
     })
 }
 
-fn check_extension(
-    path: &str,
-    allowed: &[String],
-    push: &mut dyn FnMut(&'static Rule, u32, String, &[u8]),
-) {
+/// How the path rules report: rule, line, message, evidence.
+type Push<'a> = dyn FnMut(&'static Rule, u32, String, &[u8]) + 'a;
+
+fn check_extension(path: &str, allowed: &[String], push: &mut Push<'_>) {
     if !extension_allowed(path, allowed) {
         push(
             &rules::FILE_TYPE,
@@ -230,6 +278,12 @@ pub fn check_size(
             expected_lines.map_or("?".to_string(), |e| e.to_string()),
             expected_files.map_or("?".to_string(), |e| e.to_string()),
         );
-        out.push(Finding::new(&rules::DIFF_SIZE, "", 0, msg, format!("{lines}/{nfiles}").as_bytes()));
+        out.push(Finding::new(
+            &rules::DIFF_SIZE,
+            "",
+            0,
+            msg,
+            format!("{lines}/{nfiles}").as_bytes(),
+        ));
     }
 }

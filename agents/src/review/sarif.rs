@@ -6,7 +6,8 @@ use super::rules;
 use serde_json::{json, Value};
 
 /// The schema URI written into `$schema`.
-pub const SCHEMA_URI: &str = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+pub const SCHEMA_URI: &str =
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
 /// Percent-encodes a relative path into a URI reference (unreserved characters and `/` kept).
 fn uri(path: &str) -> String {

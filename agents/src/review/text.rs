@@ -50,45 +50,152 @@ impl TextRule {
 
 /// Prefilter keywords of each text rule (ASCII case-insensitive).
 pub const KEYWORDS: &[(TextRule, &[&str])] = &[
-    (TextRule::NetUrl, &["http://", "https://", "ws://", "wss://", "ftp://"]),
-    (TextRule::NetCall, &[
-        "TcpStream::connect", "UdpSocket::bind", "reqwest::", "ureq::", "hyper::Client", "curl ",
-        "wget ", "fetch(", "fetch (", "XMLHttpRequest", "requests.", "urllib.request", "urlopen",
-        "http.client", "socket.connect", "socket.create_connection", "net.Dial", "axios",
-        "Invoke-WebRequest", "/dev/tcp/", "WebSocket(", "http.get", "https.get", "http.request",
-        "https.request", "Net::HTTP",
-    ]),
-    (TextRule::PragmaSecret, &["gitleaks:allow", "allowlist secret", "trufflehog:ignore", "detect-secrets"]),
-    (TextRule::PragmaLint, &["nosec", "noqa", "nosemgrep", "eslint-disable", "allow("]),
-    (TextRule::Inject, &[
-        "ignore previous", "ignore all", "ignore the", "ignore any", "ignore prior", "ignore above",
-        "ignore earlier", "ignore your", "disregard", "forget previous", "forget all", "forget the",
-        "forget prior", "forget your", "as an ai", "as a language model", "as a large language",
-        "reviewer", "assistant", "llm", "system prompt", "do not flag", "don't flag",
-        "do not report", "never flag", "mark this as", "mark it as", "you are now",
-        "security review", "dear ai", "note to ai", "attention ai",
-    ]),
-    (TextRule::TestIgnore, &[
-        "#[ignore", ".skip", "xit", "xdescribe", "xtest", "pytest.mark.skip", "unittest.skip",
-        "pytest.skip", "t.Skip", "@Disabled", "@Ignore", ".only",
-    ]),
+    (
+        TextRule::NetUrl,
+        &["http://", "https://", "ws://", "wss://", "ftp://"],
+    ),
+    (
+        TextRule::NetCall,
+        &[
+            "TcpStream::connect",
+            "UdpSocket::bind",
+            "reqwest::",
+            "ureq::",
+            "hyper::Client",
+            "curl ",
+            "wget ",
+            "fetch(",
+            "fetch (",
+            "XMLHttpRequest",
+            "requests.",
+            "urllib.request",
+            "urlopen",
+            "http.client",
+            "socket.connect",
+            "socket.create_connection",
+            "net.Dial",
+            "axios",
+            "Invoke-WebRequest",
+            "/dev/tcp/",
+            "WebSocket(",
+            "http.get",
+            "https.get",
+            "http.request",
+            "https.request",
+            "Net::HTTP",
+        ],
+    ),
+    (
+        TextRule::PragmaSecret,
+        &[
+            "gitleaks:allow",
+            "allowlist secret",
+            "trufflehog:ignore",
+            "detect-secrets",
+        ],
+    ),
+    (
+        TextRule::PragmaLint,
+        &["nosec", "noqa", "nosemgrep", "eslint-disable", "allow("],
+    ),
+    (
+        TextRule::Inject,
+        &[
+            "ignore previous",
+            "ignore all",
+            "ignore the",
+            "ignore any",
+            "ignore prior",
+            "ignore above",
+            "ignore earlier",
+            "ignore your",
+            "disregard",
+            "forget previous",
+            "forget all",
+            "forget the",
+            "forget prior",
+            "forget your",
+            "as an ai",
+            "as a language model",
+            "as a large language",
+            "reviewer",
+            "assistant",
+            "llm",
+            "system prompt",
+            "do not flag",
+            "don't flag",
+            "do not report",
+            "never flag",
+            "mark this as",
+            "mark it as",
+            "you are now",
+            "security review",
+            "dear ai",
+            "note to ai",
+            "attention ai",
+        ],
+    ),
+    (
+        TextRule::TestIgnore,
+        &[
+            "#[ignore",
+            ".skip",
+            "xit",
+            "xdescribe",
+            "xtest",
+            "pytest.mark.skip",
+            "unittest.skip",
+            "pytest.skip",
+            "t.Skip",
+            "@Disabled",
+            "@Ignore",
+            ".only",
+        ],
+    ),
     (TextRule::TestTrivial, &["assert", "expect("]),
     (TextRule::HooksPath, &["hooksPath"]),
-    (TextRule::PersistCmd, &[
-        "crontab", "systemctl", "launchctl", "update-rc.d", "/etc/cron", ".bashrc", ".zshrc",
-        ".bash_profile", ".profile", "autostart", "LaunchAgents",
-    ]),
+    (
+        TextRule::PersistCmd,
+        &[
+            "crontab",
+            "systemctl",
+            "launchctl",
+            "update-rc.d",
+            "/etc/cron",
+            ".bashrc",
+            ".zshrc",
+            ".bash_profile",
+            ".profile",
+            "autostart",
+            "LaunchAgents",
+        ],
+    ),
 ];
 
 /// Byte sequences of hidden characters: zero-width (U+200B–200D, U+2060–2064, U+FEFF, U+180E),
 /// bidi controls (U+202A–202E, U+2066–2069) and the first three bytes of Unicode tags
 /// (U+E0000–E007F are F3 A0 80 xx and F3 A0 81 xx).
 pub const HIDDEN_KEYWORDS: &[&[u8]] = &[
-    "\u{200B}".as_bytes(), "\u{200C}".as_bytes(), "\u{200D}".as_bytes(), "\u{2060}".as_bytes(),
-    "\u{2061}".as_bytes(), "\u{2062}".as_bytes(), "\u{2063}".as_bytes(), "\u{2064}".as_bytes(),
-    "\u{FEFF}".as_bytes(), "\u{180E}".as_bytes(), "\u{202A}".as_bytes(), "\u{202B}".as_bytes(),
-    "\u{202C}".as_bytes(), "\u{202D}".as_bytes(), "\u{202E}".as_bytes(), "\u{2066}".as_bytes(),
-    "\u{2067}".as_bytes(), "\u{2068}".as_bytes(), "\u{2069}".as_bytes(), &[0xF3, 0xA0, 0x80],
+    "\u{200B}".as_bytes(),
+    "\u{200C}".as_bytes(),
+    "\u{200D}".as_bytes(),
+    "\u{2060}".as_bytes(),
+    "\u{2061}".as_bytes(),
+    "\u{2062}".as_bytes(),
+    "\u{2063}".as_bytes(),
+    "\u{2064}".as_bytes(),
+    "\u{FEFF}".as_bytes(),
+    "\u{180E}".as_bytes(),
+    "\u{202A}".as_bytes(),
+    "\u{202B}".as_bytes(),
+    "\u{202C}".as_bytes(),
+    "\u{202D}".as_bytes(),
+    "\u{202E}".as_bytes(),
+    "\u{2066}".as_bytes(),
+    "\u{2067}".as_bytes(),
+    "\u{2068}".as_bytes(),
+    "\u{2069}".as_bytes(),
+    &[0xF3, 0xA0, 0x80],
     &[0xF3, 0xA0, 0x81],
 ];
 
@@ -122,14 +229,38 @@ impl TextRegexes {
     /// Compiles every confirming regex.
     pub fn new() -> Result<Self, TextRegexError> {
         Ok(TextRegexes {
-            url: compile("url", r"(?i-u)\b(?:https?|wss?|ftp)://(?:[^\s/@'`]*@)?(?P<h>\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*)")?,
-            call: compile("call", r"(?-u)TcpStream::connect|UdpSocket::bind|reqwest::|ureq::|hyper::Client|\bcurl\s|\bwget\s|(?:^|[^\w.])fetch\s*\(|XMLHttpRequest|\brequests\.(?:get|post|put|patch|delete|head|request|Session)\b|urllib\.request|urlopen\s*\(|http\.client|socket\.(?:connect|create_connection)|net\.Dial|\baxios\b|Invoke-WebRequest|/dev/tcp/|WebSocket\s*\(|\bhttps?\.(?:get|request)\s*\(|Net::HTTP")?,
-            lint: compile("lint", r"(?-u)\bnosec\b|#\s*noqa\s*:[^\n]*\bS\d{3}|nosemgrep|eslint-disable[^\n]*(?:security|no-eval|no-implied-eval|no-new-func|no-script-url|detect-)|#!?\[allow\([^\]]*(?:unsafe_code|clippy::(?:undocumented_unsafe_blocks|multiple_unsafe_ops_per_block|unwrap_used|expect_used|panic|indexing_slicing|mem_forget|transmute_\w+|cast_ptr_alignment|not_unsafe_ptr_arg_deref|disallowed_\w+|suspicious\w*|unsafe_\w+))")?,
-            inject: compile("inject", r"(?i-u)\b(?:ignore|disregard|forget)\s+(?:(?:all|any|the|your|of|these)\s+)*(?:previous|prior|above|earlier|preceding|system|former)\s+(?:instructions?|prompts?|rules|directions|guidelines|context|messages?)|\bas an? (?:ai|a\.i\.|llm)\b|\bas a (?:large )?language model\b|\b(?:dear|note to(?: the)?|attention|hey|hi)\s*,?\s+(?:ai|llm|model|assistant|reviewer|security reviewer|claude|gpt|chatgpt|copilot)\b|\b(?:ai|llm|model|assistant|reviewer|scanner)s?\b.{0,40}\b(?:must|should|shall|will|please)\s+(?:approve|ignore|skip|not\s+(?:flag|report|mention)|mark)|\breviewer\s*[:,]\s*(?:please\s+)?(?:approve|lgtm|ignore|skip|this is safe|safe|accept)|\bsecurity[ -]review(?:er)?\s*[:,]\s*(?:this|it|the (?:code|change|diff))?\s*(?:is|looks|was)\s+(?:safe|fine|ok|okay|clean|approved|benign)|\b(?:do not|don't|never)\s+(?:flag|report|mention)\s+(?:this|it|these|the)\b|\byou are now\b|\bsystem prompt\b|\bmark (?:this|it) as (?:safe|approved|clean|benign)\b")?,
-            ignore: compile("ignore", r"(?-u)#\[ignore\b|(?:^|[^\w.$])(?:it|describe|test|context|suite)\.(?:skip|only)\s*\(|(?:^|[^\w.$])x(?:it|describe|test)\s*\(|@pytest\.mark\.skip|@unittest\.skip|\bpytest\.skip\s*\(|\bt\.Skip(?:Now|f)?\s*\(|@Disabled\b|@Ignore\b")?,
-            trivial_true: compile("trivial_true", r"(?-u)\bassert!\s*\(\s*true\s*[,)]|\bassert\s+(?:True|1)\s*(?:$|#|;)|\bassertTrue\s*\(\s*(?:True|true)\s*\)|\bexpect\s*\(\s*(?:true|1)\s*\)\s*\.\s*(?:toBe|toEqual|toBeTruthy)\s*\(\s*(?:true|1)?\s*\)|\bassert\.ok\s*\(\s*true\s*\)")?,
-            trivial_eq: compile("trivial_eq", r"(?-u)\b(?:assert_eq!|assertEqual|assertEquals|assert_equal|assert\.equal|assert\.strictEqual|assert\.deepEqual)\s*\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*[,)]|\bassert!?\s*\(?\s*([\w.]+)\s*==\s*([\w.]+)\s*(?:[,)]|$)")?,
-            persist: compile("persist", r"(?-u)\bcrontab\b|systemctl\s+(?:--user\s+)?enable|launchctl\s+(?:load|bootstrap)|update-rc\.d|/etc/cron|(?:>>|\bwrite|\bappend|\bopen)[^\n]{0,80}(?:\.bashrc|\.zshrc|\.bash_profile|\.profile\b|/autostart/|LaunchAgents)|(?:\.bashrc|\.zshrc|\.bash_profile|\.profile\b)[^\n]{0,40}(?:>>|write|append|'a')")?,
+            url: compile(
+                "url",
+                r"(?i-u)\b(?:https?|wss?|ftp)://(?:[^\s/@'`]*@)?(?P<h>\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*)",
+            )?,
+            call: compile(
+                "call",
+                r"(?-u)TcpStream::connect|UdpSocket::bind|reqwest::|ureq::|hyper::Client|\bcurl\s|\bwget\s|(?:^|[^\w.])fetch\s*\(|XMLHttpRequest|\brequests\.(?:get|post|put|patch|delete|head|request|Session)\b|urllib\.request|urlopen\s*\(|http\.client|socket\.(?:connect|create_connection)|net\.Dial|\baxios\b|Invoke-WebRequest|/dev/tcp/|WebSocket\s*\(|\bhttps?\.(?:get|request)\s*\(|Net::HTTP",
+            )?,
+            lint: compile(
+                "lint",
+                r"(?-u)\bnosec\b|#\s*noqa\s*:[^\n]*\bS\d{3}|nosemgrep|eslint-disable[^\n]*(?:security|no-eval|no-implied-eval|no-new-func|no-script-url|detect-)|#!?\[allow\([^\]]*(?:unsafe_code|clippy::(?:undocumented_unsafe_blocks|multiple_unsafe_ops_per_block|unwrap_used|expect_used|panic|indexing_slicing|mem_forget|transmute_\w+|cast_ptr_alignment|not_unsafe_ptr_arg_deref|disallowed_\w+|suspicious\w*|unsafe_\w+))",
+            )?,
+            inject: compile(
+                "inject",
+                r"(?i-u)\b(?:ignore|disregard|forget)\s+(?:(?:all|any|the|your|of|these)\s+)*(?:previous|prior|above|earlier|preceding|system|former)\s+(?:instructions?|prompts?|rules|directions|guidelines|context|messages?)|\bas an? (?:ai|a\.i\.|llm)\b|\bas a (?:large )?language model\b|\b(?:dear|note to(?: the)?|attention|hey|hi)\s*,?\s+(?:ai|llm|model|assistant|reviewer|security reviewer|claude|gpt|chatgpt|copilot)\b|\b(?:ai|llm|model|assistant|reviewer|scanner)s?\b.{0,40}\b(?:must|should|shall|will|please)\s+(?:approve|ignore|skip|not\s+(?:flag|report|mention)|mark)|\breviewer\s*[:,]\s*(?:please\s+)?(?:approve|lgtm|ignore|skip|this is safe|safe|accept)|\bsecurity[ -]review(?:er)?\s*[:,]\s*(?:this|it|the (?:code|change|diff))?\s*(?:is|looks|was)\s+(?:safe|fine|ok|okay|clean|approved|benign)|\b(?:do not|don't|never)\s+(?:flag|report|mention)\s+(?:this|it|these|the)\b|\byou are now\b|\bsystem prompt\b|\bmark (?:this|it) as (?:safe|approved|clean|benign)\b",
+            )?,
+            ignore: compile(
+                "ignore",
+                r#"(?-u)#\[ignore\b|(?:^|[^\w.$])(?:it|describe|test|context|suite)\.(?:skip|only)\s*\(\s*['"`]|(?:^|[^\w.$])x(?:it|describe|test)\s*\(\s*['"`]|@pytest\.mark\.skip|@unittest\.skip|\bpytest\.skip\s*\(|\bt\.Skip(?:Now|f)?\s*\(|@Disabled\b|@Ignore\b"#,
+            )?,
+            trivial_true: compile(
+                "trivial_true",
+                r"(?-u)\bassert!\s*\(\s*true\s*[,)]|\bassert\s+(?:True|1)\s*(?:$|#|;)|\bassertTrue\s*\(\s*(?:True|true)\s*\)|\bexpect\s*\(\s*(?:true|1)\s*\)\s*\.\s*(?:toBe|toEqual|toBeTruthy)\s*\(\s*(?:true|1)?\s*\)|\bassert\.ok\s*\(\s*true\s*\)",
+            )?,
+            trivial_eq: compile(
+                "trivial_eq",
+                r"(?-u)\b(?:assert_eq!|assertEqual|assertEquals|assert_equal|assert\.equal|assert\.strictEqual|assert\.deepEqual)\s*\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*[,)]|\bassert!?\s*\(?\s*([\w.]+)\s*==\s*([\w.]+)\s*(?:[,)]|$)",
+            )?,
+            persist: compile(
+                "persist",
+                r"(?-u)\bcrontab\b|systemctl\s+(?:--user\s+)?enable|launchctl\s+(?:load|bootstrap)|update-rc\.d|/etc/cron|(?:>>|\bwrite|\bappend|\bopen)[^\n]{0,80}(?:\.bashrc|\.zshrc|\.bash_profile|\.profile\b|/autostart/|LaunchAgents)|(?:\.bashrc|\.zshrc|\.bash_profile|\.profile\b)[^\n]{0,40}(?:>>|write|append|'a')",
+            )?,
         })
     }
 }
@@ -190,7 +321,11 @@ pub fn confirm(
         TextRule::PragmaLint => {
             if let Some(m) = res.lint.find(line) {
                 let what = String::from_utf8_lossy(m.as_bytes()).to_string();
-                emit(rule.rule(), format!("security lint suppressed: `{what}`"), m.as_bytes());
+                emit(
+                    rule.rule(),
+                    format!("security lint suppressed: `{what}`"),
+                    m.as_bytes(),
+                );
             }
         }
         TextRule::Inject => {
@@ -206,7 +341,11 @@ pub fn confirm(
         TextRule::TestIgnore => {
             if let Some(m) = res.ignore.find(line) {
                 let what = String::from_utf8_lossy(m.as_bytes()).trim().to_string();
-                emit(rule.rule(), format!("test disabled with `{what}`"), m.as_bytes());
+                emit(
+                    rule.rule(),
+                    format!("test disabled with `{what}`"),
+                    m.as_bytes(),
+                );
             }
         }
         TextRule::TestTrivial => trivial(line, res, emit),
@@ -218,7 +357,11 @@ pub fn confirm(
         TextRule::PersistCmd => {
             if let Some(m) = res.persist.find(line) {
                 let what = String::from_utf8_lossy(m.as_bytes()).to_string();
-                emit(rule.rule(), format!("persistence command: `{what}`"), m.as_bytes());
+                emit(
+                    rule.rule(),
+                    format!("persistence command: `{what}`"),
+                    m.as_bytes(),
+                );
             }
         }
     }
@@ -277,14 +420,22 @@ fn hidden(line: &[u8], emit: &mut dyn FnMut(&'static Rule, String, &[u8])) {
     if !invisible.is_empty() {
         emit(
             &rules::INJECT_INVISIBLE,
-            format!("{} invisible character(s), first U+{:04X}", invisible.len(), invisible[0]),
+            format!(
+                "{} invisible character(s), first U+{:04X}",
+                invisible.len(),
+                invisible[0]
+            ),
             line,
         );
     }
     if !bidi.is_empty() {
         emit(
             &rules::INJECT_BIDI,
-            format!("{} bidi control character(s), first U+{:04X}", bidi.len(), bidi[0]),
+            format!(
+                "{} bidi control character(s), first U+{:04X}",
+                bidi.len(),
+                bidi[0]
+            ),
             line,
         );
     }

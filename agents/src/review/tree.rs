@@ -84,8 +84,12 @@ pub fn scan_tree(root: &Path, ctx: &ScanContext) -> Result<Vec<Finding>, ReviewE
                 let enabled = |c: Category| ctx.enabled(c);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((abs, rel)) = files.get(i) else { break };
-                    if enabled(Category::Files) && !paths::extension_allowed(rel, &ctx.allowed_extensions) {
+                    let Some((abs, rel)) = files.get(i) else {
+                        break;
+                    };
+                    if enabled(Category::Files)
+                        && !paths::extension_allowed(rel, &ctx.allowed_extensions)
+                    {
                         local.push(Finding::new(
                             &rules::FILE_TYPE,
                             rel,
@@ -132,7 +136,11 @@ fn mode_of(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        Some(if meta.permissions().mode() & 0o111 != 0 { 0o100755 } else { 0o100644 })
+        Some(if meta.permissions().mode() & 0o111 != 0 {
+            0o100755
+        } else {
+            0o100644
+        })
     }
     #[cfg(not(unix))]
     {
@@ -180,11 +188,19 @@ pub fn diff_trees(before: &Path, after: &Path) -> Result<Vec<FileDiff>, ReviewEr
     let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
     for rel in keys {
         let read = |p: Option<&PathBuf>| -> Result<Option<Vec<u8>>, ReviewError> {
-            p.map(|p| std::fs::read(p).map_err(|source| ReviewError::Walk { path: p.clone(), source }))
-                .transpose()
+            p.map(|p| {
+                std::fs::read(p).map_err(|source| ReviewError::Walk {
+                    path: p.clone(),
+                    source,
+                })
+            })
+            .transpose()
         };
         let (ob, nb) = (read(b.get(rel))?, read(a.get(rel))?);
-        let (om, nm) = (b.get(rel).and_then(|p| mode_of(p)), a.get(rel).and_then(|p| mode_of(p)));
+        let (om, nm) = (
+            b.get(rel).and_then(|p| mode_of(p)),
+            a.get(rel).and_then(|p| mode_of(p)),
+        );
         if ob == nb && om == nm {
             continue;
         }

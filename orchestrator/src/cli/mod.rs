@@ -24,6 +24,7 @@ pub mod exit;
 mod init;
 mod logging;
 pub mod output;
+mod setup;
 
 use std::path::PathBuf;
 
@@ -64,6 +65,11 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
+    /// Prepare this machine (root): a system user and group per role, for the gate and the
+    /// orchestrator, the state directory with its owners and modes, and an ed25519 key pair per
+    /// principal readable only by its user. Idempotent; --dry-run prints the plan; --remove
+    /// undoes it. Without root: exit 3.
+    Setup(setup::SetupArgs),
 }
 
 impl Command {
@@ -72,6 +78,7 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
+            Command::Setup(a) => a.json(),
         }
     }
 }
@@ -91,6 +98,7 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+        Command::Setup(a) => finish(&out, setup::run(&ctx, &out, a)),
     }
 }
 

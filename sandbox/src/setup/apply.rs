@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::accounts::{
     add_group, add_user, is_root, lookup_group, lookup_user, require_group, require_user,
 };
-use super::fsops::ensure_dir;
+use super::fsops::{ensure_dir, restrict_if_present};
 use super::keys::ensure_key_pair;
 use super::plan::{Owner, SetupPlan, Step};
 use super::SetupError;
@@ -26,7 +26,8 @@ pub enum Change {
     Removed,
     /// `--remove` left it in place (why, in words).
     Left(String),
-    /// `--remove` found nothing to remove.
+    /// Nothing there: `--remove` found nothing to remove, or an optional file (the database
+    /// before the first run) does not exist yet.
     Absent,
 }
 
@@ -132,6 +133,10 @@ pub fn apply(plan: &SetupPlan) -> Result<SetupReport, SetupError> {
                 let (uid, gid) = resolve(owner)?;
                 let change = ensure_dir(path, uid, gid, *mode)?;
                 report.push(format!("dir {}", path.display()), change);
+            }
+            Step::RestrictIfPresent { path, mode } => {
+                let change = restrict_if_present(path, *mode)?;
+                report.push(format!("file {}", path.display()), change);
             }
             Step::KeyPair { label, dir, owner } => {
                 let (uid, gid) = resolve(owner)?;

@@ -66,6 +66,29 @@ pub fn ensure_dir(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<Change, 
     }
 }
 
+/// Sets `path`'s mode when the file exists (owner kept); `Absent` when it does not. A symlink
+/// is refused, never followed.
+pub fn restrict_if_present(path: &Path, mode: u32) -> Result<Change, SetupError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            Err(SetupError::NotARegularFile(path.to_path_buf()))
+        }
+        Ok(meta) => {
+            let have = meta.mode() & MODE_MASK;
+            if have == mode {
+                return Ok(Change::Kept);
+            }
+            set_mode(path, mode)?;
+            Ok(Change::Fixed(format!("mode {have:04o} -> {mode:04o}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Change::Absent),
+        Err(source) => Err(SetupError::Metadata {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 fn set_owner(path: &Path, uid: u32, gid: u32) -> Result<(), SetupError> {
     chown(path, Some(uid), Some(gid)).map_err(|source| SetupError::Chown {
         path: path.to_path_buf(),

@@ -1,5 +1,6 @@
 //! Per-principal ed25519 key pairs on disk: `ed25519.key` (PKCS#8 PEM, 0400, owned by the
-//! principal's user) and `ed25519.pub` (SPKI PEM, 0444).
+//! principal's user) and `ed25519.pub` (SPKI PEM, 0444, owned by root so that no principal can
+//! chmod and rewrite the key everybody else verifies its signatures with).
 //!
 //! The private key is written to a fresh file created with O_EXCL|O_NOFOLLOW and mode 0400 by
 //! root, `fchown`ed to its user through the same fd, filled and synced, and only then linked to
@@ -54,13 +55,13 @@ pub fn ensure_key_pair(dir: &Path, uid: u32, gid: u32) -> Result<Change, SetupEr
         })?;
     let pub_change = match open_existing(&pub_path)? {
         Some(file) if file_text(&pub_path, &file)? == pub_pem => {
-            fix_file(&pub_path, &file, uid, gid, PUBLIC_MODE)?
+            fix_file(&pub_path, &file, 0, 0, PUBLIC_MODE)?
         }
         existing => {
             // Missing, or not the public half of the key we keep: derive it again.
             let tmp = pub_path.with_extension("pub.new");
             remove_stale(&tmp)?;
-            write_new(&tmp, pub_pem.as_bytes(), uid, gid, PUBLIC_MODE)?;
+            write_new(&tmp, pub_pem.as_bytes(), 0, 0, PUBLIC_MODE)?;
             fs::rename(&tmp, &pub_path).map_err(|source| SetupError::KeyWrite {
                 path: pub_path.clone(),
                 source,
@@ -167,7 +168,11 @@ fn fix_file(path: &Path, file: &File, uid: u32, gid: u32, mode: u32) -> Result<C
             path: path.to_path_buf(),
             source,
         })?;
-        fixes.push(format!("owner {}:{} -> {uid}:{gid}", meta.uid(), meta.gid()));
+        fixes.push(format!(
+            "owner {}:{} -> {uid}:{gid}",
+            meta.uid(),
+            meta.gid()
+        ));
     }
     let have = meta.mode() & 0o7777;
     if have != mode {

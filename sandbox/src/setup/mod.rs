@@ -25,7 +25,7 @@ pub use plan::{
     plan, Owner, SetupPlan, SetupSpec, Step, GATE_LABEL, NOLOGIN, NO_HOME, ORCHESTRATOR_LABEL,
     PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
-pub use remove::{remove, RemoveOptions};
+pub use remove::{removal_plan, remove, RemoveOptions};
 
 /// Every way setup, its plan, or its removal can fail. Each variant names the step and holds the
 /// path or name it was working on.
@@ -37,6 +37,9 @@ pub enum SetupError {
     /// A label that cannot be a directory name under `keys/`.
     #[error("invalid principal label {0:?}: want [a-z0-9_-]+")]
     InvalidLabel(String),
+    /// The database file name is not a plain file name.
+    #[error("database file name {0:?} is not a plain file name")]
+    InvalidDbFile(String),
     /// Two principals with the same user would share a signing key.
     #[error("user {0:?} is given to more than one role")]
     DuplicateUser(String),

@@ -35,6 +35,9 @@ pub struct SetupSpec {
     pub orchestrator_user: String,
     /// State directory, outside the repository and every role's view.
     pub state_dir: PathBuf,
+    /// File name of the orchestrator's SQLite database inside the state directory (the
+    /// orchestrator creates it; setup only restricts it, and its `-wal`/`-shm` companions).
+    pub db_file: String,
 }
 
 /// Owner of a directory or file: a user and a group, both by name (resolved at apply time).
@@ -99,7 +102,16 @@ pub enum Step {
         /// Permission bits.
         mode: u32,
     },
-    /// An ed25519 key pair in `dir`: `ed25519.key` (0400, `owner`) and `ed25519.pub` (0444).
+    /// A file setup does not create but, when it exists, restricts to `mode` (owner kept): the
+    /// orchestrator's database, which it creates itself on first use.
+    RestrictIfPresent {
+        /// Absolute path.
+        path: PathBuf,
+        /// Permission bits it must have.
+        mode: u32,
+    },
+    /// An ed25519 key pair in `dir`: `ed25519.key` (0400, `owner`) and `ed25519.pub` (0444,
+    /// root, so no principal can swap the key others verify with).
     KeyPair {
         /// Principal label (`codegen`, `gate`, `orchestrator`, ...).
         label: String,
@@ -142,9 +154,12 @@ impl fmt::Display for Step {
             Step::Dir { path, owner, mode } => {
                 write!(f, "mkdir {} (owner {owner}, mode {mode:04o})", path.display())
             }
+            Step::RestrictIfPresent { path, mode } => {
+                write!(f, "chmod {mode:04o} {} (if present; created by the orchestrator)", path.display())
+            }
             Step::KeyPair { label, dir, owner } => write!(
                 f,
-                "keygen ed25519 for {label}: {} (owner {owner}, mode 0400) + {} (mode 0444); kept if present",
+                "keygen ed25519 for {label}: {} (owner {owner}, mode 0400) + {} (owner root:root, mode 0444); kept if present",
                 Step::private_key_path(dir).display(),
                 Step::public_key_path(dir).display()
             ),
@@ -203,7 +218,8 @@ fn check_user(name: &str) -> Result<(), SetupError> {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if name.len() > MAX_USER_LEN || !first_ok || !rest_ok || name == "root" {
         return Err(SetupError::InvalidUserName(name.to_owned()));
     }
@@ -222,18 +238,42 @@ fn check_label(label: &str) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// The database file name is a plain name inside the state directory.
+fn check_db_file(name: &str) -> Result<(), SetupError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\0');
+    if !ok {
+        return Err(SetupError::InvalidDbFile(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// Builds the plan. Refuses bad names, a relative state dir, and a user or label used twice
 /// (two roles sharing a user would share a key, which defeats per-role signatures).
 pub fn plan(spec: &SetupSpec) -> Result<SetupPlan, SetupError> {
     if !spec.state_dir.is_absolute() {
         return Err(SetupError::RelativeStateDir(spec.state_dir.clone()));
     }
+    check_db_file(&spec.db_file)?;
     let mut principals: Vec<(&str, &str, String)> = spec
         .roles
         .iter()
-        .map(|(label, user)| (label.as_str(), user.as_str(), format!("orchestrate role {label}")))
+        .map(|(label, user)| {
+            (
+                label.as_str(),
+                user.as_str(),
+                format!("orchestrate role {label}"),
+            )
+        })
         .collect();
-    principals.push((GATE_LABEL, &spec.gate_user, "orchestrate promotion gate".to_owned()));
+    principals.push((
+        GATE_LABEL,
+        &spec.gate_user,
+        "orchestrate promotion gate".to_owned(),
+    ));
     principals.push((
         ORCHESTRATOR_LABEL,
         &spec.orchestrator_user,
@@ -269,23 +309,43 @@ pub fn plan(spec: &SetupSpec) -> Result<SetupPlan, SetupError> {
             comment: comment.clone(),
         });
     }
-    // 0751: everyone may traverse to a path they were given, nobody may list what is there.
+    // 0751 root: everyone may traverse to a path they were given, nobody may list it, and only
+    // root may create, rename or replace anything in it (the database, integration.git, keys/,
+    // runs/): the gate checks that its repository's parent is not writable by others.
     let dir = |path: PathBuf, owner: Owner, mode: u32| Step::Dir { path, owner, mode };
     steps.push(dir(state.clone(), Owner::root(), 0o751));
-    steps.push(dir(state.join("db"), Owner::same(&spec.orchestrator_user), 0o700));
-    steps.push(dir(state.join("runs"), Owner::same(&spec.orchestrator_user), 0o750));
+    // Runs: written by the orchestrator, read by the gate (group), closed to the roles.
+    steps.push(dir(
+        state.join("runs"),
+        Owner {
+            user: spec.orchestrator_user.clone(),
+            group: spec.gate_user.clone(),
+        },
+        0o750,
+    ));
     // The gate alone writes the integration repository; others may read (fetch) it.
-    steps.push(dir(state.join("integration.git"), Owner::same(&spec.gate_user), 0o755));
+    steps.push(dir(
+        state.join("integration.git"),
+        Owner::same(&spec.gate_user),
+        0o755,
+    ));
     steps.push(dir(state.join("keys"), Owner::root(), 0o751));
     for (label, user, _) in &principals {
         let key_dir = state.join("keys").join(label);
-        // 0711, not 0700: the gate and the orchestrator must read every role's public key to
-        // verify signatures; the private key's own 0400 mode is what keeps it to its user.
-        steps.push(dir(key_dir.clone(), Owner::same(user), 0o711));
+        // root 0711: the gate and the orchestrator open every public key by name; nobody but
+        // root can add, replace or rename a key file. The private key's own 0400 mode and owner
+        // are what keep it to its user.
+        steps.push(dir(key_dir.clone(), Owner::root(), 0o711));
         steps.push(Step::KeyPair {
             label: (*label).to_owned(),
             dir: key_dir,
             owner: Owner::same(user),
+        });
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        steps.push(Step::RestrictIfPresent {
+            path: state.join(format!("{}{suffix}", spec.db_file)),
+            mode: 0o600,
         });
     }
     Ok(SetupPlan {

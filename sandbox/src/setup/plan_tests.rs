@@ -11,6 +11,7 @@ fn spec(roles: &[(&str, &str)]) -> SetupSpec {
         gate_user: "orch-gate".to_owned(),
         orchestrator_user: "orch-run".to_owned(),
         state_dir: PathBuf::from("/var/lib/orchestrate"),
+        db_file: "state.db".to_owned(),
     }
 }
 
@@ -40,7 +41,7 @@ fn dir(path: &str, owner: Owner, mode: u32) -> Step {
 fn keys(label: &str, user: &str) -> [Step; 2] {
     let key_dir = format!("/var/lib/orchestrate/keys/{label}");
     [
-        dir(&key_dir, Owner::same(user), 0o711),
+        dir(&key_dir, Owner::root(), 0o711),
         Step::KeyPair {
             label: label.to_owned(),
             dir: PathBuf::from(key_dir),
@@ -57,8 +58,14 @@ fn plan_orders_accounts_before_dirs_before_keys_with_exact_owners_and_modes() {
     steps.extend(account("orch-gate", "orchestrate promotion gate"));
     steps.extend(account("orch-run", "orchestrate orchestrator"));
     steps.push(dir("/var/lib/orchestrate", Owner::root(), 0o751));
-    steps.push(dir("/var/lib/orchestrate/db", Owner::same("orch-run"), 0o700));
-    steps.push(dir("/var/lib/orchestrate/runs", Owner::same("orch-run"), 0o750));
+    steps.push(dir(
+        "/var/lib/orchestrate/runs",
+        Owner {
+            user: "orch-run".to_owned(),
+            group: "orch-gate".to_owned(),
+        },
+        0o750,
+    ));
     steps.push(dir(
         "/var/lib/orchestrate/integration.git",
         Owner::same("orch-gate"),
@@ -68,6 +75,12 @@ fn plan_orders_accounts_before_dirs_before_keys_with_exact_owners_and_modes() {
     steps.extend(keys("codegen", "orch-codegen"));
     steps.extend(keys("gate", "orch-gate"));
     steps.extend(keys("orchestrator", "orch-run"));
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        steps.push(Step::RestrictIfPresent {
+            path: PathBuf::from(format!("/var/lib/orchestrate/{name}")),
+            mode: 0o600,
+        });
+    }
     assert_eq!(
         got,
         SetupPlan {
@@ -135,14 +148,16 @@ useradd --system --gid orch-gate --no-create-home --home-dir /nonexistent --shel
 groupadd --system orch-run
 useradd --system --gid orch-run --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment 'orchestrate orchestrator' orch-run
 mkdir /var/lib/orchestrate (owner root:root, mode 0751)
-mkdir /var/lib/orchestrate/db (owner orch-run:orch-run, mode 0700)
-mkdir /var/lib/orchestrate/runs (owner orch-run:orch-run, mode 0750)
+mkdir /var/lib/orchestrate/runs (owner orch-run:orch-gate, mode 0750)
 mkdir /var/lib/orchestrate/integration.git (owner orch-gate:orch-gate, mode 0755)
 mkdir /var/lib/orchestrate/keys (owner root:root, mode 0751)
-mkdir /var/lib/orchestrate/keys/gate (owner orch-gate:orch-gate, mode 0711)
-keygen ed25519 for gate: /var/lib/orchestrate/keys/gate/ed25519.key (owner orch-gate:orch-gate, mode 0400) + /var/lib/orchestrate/keys/gate/ed25519.pub (mode 0444); kept if present
-mkdir /var/lib/orchestrate/keys/orchestrator (owner orch-run:orch-run, mode 0711)
-keygen ed25519 for orchestrator: /var/lib/orchestrate/keys/orchestrator/ed25519.key (owner orch-run:orch-run, mode 0400) + /var/lib/orchestrate/keys/orchestrator/ed25519.pub (mode 0444); kept if present
+mkdir /var/lib/orchestrate/keys/gate (owner root:root, mode 0711)
+keygen ed25519 for gate: /var/lib/orchestrate/keys/gate/ed25519.key (owner orch-gate:orch-gate, mode 0400) + /var/lib/orchestrate/keys/gate/ed25519.pub (owner root:root, mode 0444); kept if present
+mkdir /var/lib/orchestrate/keys/orchestrator (owner root:root, mode 0711)
+keygen ed25519 for orchestrator: /var/lib/orchestrate/keys/orchestrator/ed25519.key (owner orch-run:orch-run, mode 0400) + /var/lib/orchestrate/keys/orchestrator/ed25519.pub (owner root:root, mode 0444); kept if present
+chmod 0600 /var/lib/orchestrate/state.db (if present; created by the orchestrator)
+chmod 0600 /var/lib/orchestrate/state.db-wal (if present; created by the orchestrator)
+chmod 0600 /var/lib/orchestrate/state.db-shm (if present; created by the orchestrator)
 ";
     assert_eq!(text, expected);
 }
@@ -181,10 +196,40 @@ fn plan_refuses_bad_names_duplicates_and_relative_state_dirs() {
         err(spec(&[("codegen", "orch-gate")])),
         "user \"orch-gate\" is given to more than one role"
     );
+    let mut bad_db = spec(&[]);
+    bad_db.db_file = "../state.db".to_owned();
+    assert_eq!(
+        err(bad_db),
+        "database file name \"../state.db\" is not a plain file name"
+    );
     let mut relative = spec(&[]);
     relative.state_dir = PathBuf::from("state");
     assert_eq!(
         err(relative),
         "state directory \"state\" is not an absolute path"
+    );
+}
+
+#[test]
+fn removal_plan_deletes_keys_then_accounts_and_keeps_state_unless_purged() {
+    let p = plan(&spec(&[("codegen", "orch-codegen")])).unwrap();
+    assert_eq!(
+        removal_plan(&p, RemoveOptions { purge: false }),
+        vec![
+            "rm -r /var/lib/orchestrate/keys",
+            "userdel orch-run (only if its uid is a system uid)",
+            "userdel orch-gate (only if its uid is a system uid)",
+            "userdel orch-codegen (only if its uid is a system uid)",
+            "groupdel orch-run (only if its gid is a system gid)",
+            "groupdel orch-gate (only if its gid is a system gid)",
+            "groupdel orch-codegen (only if its gid is a system gid)",
+            "keep /var/lib/orchestrate (database, runs, integration.git; --purge deletes them)",
+        ]
+    );
+    assert_eq!(
+        removal_plan(&p, RemoveOptions { purge: true })
+            .last()
+            .unwrap(),
+        "rm -r /var/lib/orchestrate"
     );
 }

@@ -1,7 +1,11 @@
-//! `orchestrate setup --remove`: deletes the users and groups a plan names, and the state
-//! directory only with `--purge` (it holds the keys and the audit database, which outlive a
-//! reinstall). Accounts outside the system id range are never deleted, so a person's account that
-//! shares a role's name survives.
+//! `orchestrate setup --remove`: deletes the key pairs, then the users and groups a plan names,
+//! and the rest of the state directory (audit database, runs, integration repository) only with
+//! `--purge`, because the audit trail and the promoted history outlive a reinstall.
+//!
+//! Keys go first and always: a key file left behind would belong to a uid that no longer exists,
+//! and the next account to get that uid would own another principal's signing key. Accounts
+//! outside the system id range are never deleted, so a person's account that shares a role's
+//! name survives.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -14,8 +18,28 @@ use super::SetupError;
 /// What `remove` may delete besides users and groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RemoveOptions {
-    /// Also delete the state directory (keys, database, runs, integration repository).
+    /// Also delete the whole state directory (database, runs, integration repository).
     pub purge: bool,
+}
+
+/// What `remove` would do, as the lines `--remove --dry-run` prints (pure; no lookups).
+pub fn removal_plan(plan: &SetupPlan, options: RemoveOptions) -> Vec<String> {
+    let mut lines = vec![format!("rm -r {}", plan.state_dir.join("keys").display())];
+    for name in plan.users().into_iter().rev() {
+        lines.push(format!("userdel {name} (only if its uid is a system uid)"));
+    }
+    for name in plan.groups().into_iter().rev() {
+        lines.push(format!("groupdel {name} (only if its gid is a system gid)"));
+    }
+    if options.purge {
+        lines.push(format!("rm -r {}", plan.state_dir.display()));
+    } else {
+        lines.push(format!(
+            "keep {} (database, runs, integration.git; --purge deletes them)",
+            plan.state_dir.display()
+        ));
+    }
+    lines
 }
 
 fn is_system_id(id: u32) -> bool {
@@ -29,6 +53,10 @@ pub fn remove(plan: &SetupPlan, options: RemoveOptions) -> Result<SetupReport, S
         return Err(SetupError::NotRoot(nix::unistd::geteuid().as_raw()));
     }
     let mut report = SetupReport::default();
+    let keys = plan.state_dir.join("keys");
+    let change = remove_tree(&keys)?;
+    report.push(format!("dir {}", keys.display()), change);
+
     let groups = plan.groups();
     let groups_before: Vec<Option<u32>> = groups
         .iter()
@@ -67,28 +95,34 @@ pub fn remove(plan: &SetupPlan, options: RemoveOptions) -> Result<SetupReport, S
     }
 
     let state = &plan.state_dir;
-    let change = match fs::symlink_metadata(state) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Change::Absent,
-        Err(source) => {
-            return Err(SetupError::Metadata {
-                path: state.clone(),
-                source,
-            })
-        }
-        Ok(_) if !options.purge => Change::Left(
-            "keys, database and runs are kept; --purge deletes them".to_owned(),
-        ),
-        Ok(meta) if !meta.file_type().is_dir() => {
-            return Err(SetupError::NotADirectory(state.clone()))
-        }
-        Ok(_) => {
-            fs::remove_dir_all(state).map_err(|source| SetupError::Remove {
-                path: state.clone(),
-                source,
-            })?;
-            Change::Removed
-        }
+    let change = if options.purge {
+        remove_tree(state)?
+    } else if state.exists() {
+        Change::Left("database, runs and integration.git are kept; --purge deletes them".to_owned())
+    } else {
+        Change::Absent
     };
     report.push(format!("dir {}", state.display()), change);
     Ok(report)
+}
+
+/// Deletes a directory tree (never following a symlink in its place); `Absent` if missing.
+fn remove_tree(path: &std::path::Path) -> Result<Change, SetupError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Change::Absent),
+        Err(source) => Err(SetupError::Metadata {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Ok(meta) if !meta.file_type().is_dir() => {
+            Err(SetupError::NotADirectory(path.to_path_buf()))
+        }
+        Ok(_) => {
+            fs::remove_dir_all(path).map_err(|source| SetupError::Remove {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(Change::Removed)
+        }
+    }
 }

@@ -35,7 +35,11 @@ fn dep_from(value: &Value) -> Dep {
             source: Source::Registry,
         },
         Value::Table(t) => {
-            let spec = t.get("version").and_then(Value::as_str).unwrap_or("").to_string();
+            let spec = t
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let source = if let Some(g) = t.get("git").and_then(Value::as_str) {
                 Source::Git(g.to_string())
             } else if let Some(p) = t.get("path").and_then(Value::as_str) {
@@ -43,11 +47,12 @@ fn dep_from(value: &Value) -> Dep {
             } else {
                 Source::Registry
             };
-            let spec = if spec.is_empty() && t.get("workspace").and_then(Value::as_bool) == Some(true) {
-                "(workspace)".to_string()
-            } else {
-                spec
-            };
+            let spec =
+                if spec.is_empty() && t.get("workspace").and_then(Value::as_bool) == Some(true) {
+                    "(workspace)".to_string()
+                } else {
+                    spec
+                };
             Dep {
                 version: req_version(&spec),
                 spec,
@@ -131,7 +136,9 @@ pub fn lock(path: &str, text: &str) -> Result<Manifest, ParseError> {
             continue;
         };
         let source = match p.get("source").and_then(Value::as_str) {
-            Some(s) if s.starts_with("git+") => Source::Git(s.trim_start_matches("git+").to_string()),
+            Some(s) if s.starts_with("git+") => {
+                Source::Git(s.trim_start_matches("git+").to_string())
+            }
             Some(s) if s.starts_with("path+") => Source::Path(s.to_string()),
             _ => Source::Registry,
         };

@@ -140,16 +140,25 @@ pub fn lower_bound(spec: &str) -> Option<Version> {
     let base = parts.join(".");
     let full = if python_pre {
         // PEP 440 spells pre-releases without a dash (1.0a1, 2.0rc1).
-        format!("{base}-{}", &core[core.find(|c: char| c.is_ascii_alphabetic())?..])
+        format!(
+            "{base}-{}",
+            &core[core.find(|c: char| c.is_ascii_alphabetic())?..]
+        )
     } else {
         format!("{base}{pre}")
     };
-    Version::parse(&full).ok().or_else(|| Version::parse(&base).ok())
+    Version::parse(&full)
+        .ok()
+        .or_else(|| Version::parse(&base).ok())
 }
 
 /// Where a dependency is first named in the file, for the finding's line.
 fn line_of(text: &str, name: &str) -> u32 {
-    let quoted = [format!("\"{name}\""), format!("{name} ="), format!("{name}=")];
+    let quoted = [
+        format!("\"{name}\""),
+        format!("{name} ="),
+        format!("{name}="),
+    ];
     for (i, l) in text.lines().enumerate() {
         let t = l.trim_start();
         if quoted.iter().any(|q| l.contains(q.as_str())) || t.starts_with(name) {
@@ -177,11 +186,19 @@ pub fn compare(
         let new = match after_bytes.map(|b| parse(path, b)).transpose() {
             Ok(m) => m.unwrap_or_default(),
             Err(e) => {
-                out.push(Finding::new(&rules::DEP_UNPARSEABLE, path, 0, e.to_string(), path.as_bytes()));
+                out.push(Finding::new(
+                    &rules::DEP_UNPARSEABLE,
+                    path,
+                    0,
+                    e.to_string(),
+                    path.as_bytes(),
+                ));
                 continue;
             }
         };
-        let text = after_bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let text = after_bytes
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
         diff_manifests(path, &text, &old, &new, &mut out);
     }
     out
@@ -189,15 +206,33 @@ pub fn compare(
 
 fn diff_manifests(path: &str, text: &str, old: &Manifest, new: &Manifest, out: &mut Vec<Finding>) {
     let mut push = |rule: &Rule, name: &str, msg: String| {
-        let line = if text.is_empty() { 0 } else { line_of(text, name) };
-        out.push(Finding::new(rule, path, line, msg, format!("{path}:{name}").as_bytes()));
+        let line = if text.is_empty() {
+            0
+        } else {
+            line_of(text, name)
+        };
+        out.push(Finding::new(
+            rule,
+            path,
+            line,
+            msg,
+            format!("{path}:{name}").as_bytes(),
+        ));
     };
-    let what = if new.locked || old.locked { "locked package" } else { "dependency" };
+    let what = if new.locked || old.locked {
+        "locked package"
+    } else {
+        "dependency"
+    };
     for (name, d) in &new.deps {
         let prev = old.deps.get(name);
         match prev {
             None => {
-                let rule = if new.locked { &rules::DEP_NEW_LOCKED } else { &rules::DEP_NEW };
+                let rule = if new.locked {
+                    &rules::DEP_NEW_LOCKED
+                } else {
+                    &rules::DEP_NEW
+                };
                 push(rule, name, format!("new {what} {name} {}", d.spec));
             }
             Some(p) => {
@@ -208,15 +243,29 @@ fn diff_manifests(path: &str, text: &str, old: &Manifest, new: &Manifest, out: &
                 }
             }
         }
-        if prev.is_none_or(|p| p.version != d.version) && d.version.as_ref().is_some_and(|v| !v.pre.is_empty()) {
-            push(&rules::DEP_PRERELEASE, name, format!("{what} {name} uses pre-release {}", d.spec));
+        if prev.is_none_or(|p| p.version != d.version)
+            && d.version.as_ref().is_some_and(|v| !v.pre.is_empty())
+        {
+            push(
+                &rules::DEP_PRERELEASE,
+                name,
+                format!("{what} {name} uses pre-release {}", d.spec),
+            );
         }
         if prev.is_none_or(|p| p.source != d.source) {
             match &d.source {
                 Source::Registry => {}
-                Source::Git(u) => push(&rules::DEP_GIT, name, format!("{what} {name} from git {u}")),
-                Source::Path(p) => push(&rules::DEP_PATH, name, format!("{what} {name} from path {p}")),
-                Source::Url(u) => push(&rules::DEP_URL, name, format!("{what} {name} from URL {u}")),
+                Source::Git(u) => {
+                    push(&rules::DEP_GIT, name, format!("{what} {name} from git {u}"))
+                }
+                Source::Path(p) => push(
+                    &rules::DEP_PATH,
+                    name,
+                    format!("{what} {name} from path {p}"),
+                ),
+                Source::Url(u) => {
+                    push(&rules::DEP_URL, name, format!("{what} {name} from URL {u}"))
+                }
             }
         }
     }
@@ -224,19 +273,35 @@ fn diff_manifests(path: &str, text: &str, old: &Manifest, new: &Manifest, out: &
         push(&rules::DEP_REMOVED, name, format!("{what} {name} removed"));
     }
     if new.proc_macro && !old.proc_macro {
-        push(&rules::DEP_PROC_MACRO, "proc-macro", "crate became a proc-macro (proc-macro = true)".into());
+        push(
+            &rules::DEP_PROC_MACRO,
+            "proc-macro",
+            "crate became a proc-macro (proc-macro = true)".into(),
+        );
     }
     if new.build_script.is_some() && new.build_script != old.build_script {
         let b = new.build_script.clone().unwrap_or_default();
-        push(&rules::DEP_BUILD_SCRIPT, "build", format!("package.build set to {b}"));
+        push(
+            &rules::DEP_BUILD_SCRIPT,
+            "build",
+            format!("package.build set to {b}"),
+        );
     }
     for (name, cmd) in &new.install_scripts {
         if old.install_scripts.get(name) != Some(cmd) {
-            push(&rules::DEP_INSTALL_SCRIPT, name, format!("npm {name} script added or changed"));
+            push(
+                &rules::DEP_INSTALL_SCRIPT,
+                name,
+                format!("npm {name} script added or changed"),
+            );
         }
     }
     for pkg in new.install_script_pkgs.difference(&old.install_script_pkgs) {
-        push(&rules::DEP_INSTALL_SCRIPT, pkg, format!("locked package {pkg} runs an install script"));
+        push(
+            &rules::DEP_INSTALL_SCRIPT,
+            pkg,
+            format!("locked package {pkg} runs an install script"),
+        );
     }
 }
 
@@ -246,12 +311,14 @@ pub fn classify(a: &Version, b: &Version) -> Option<&'static Rule> {
     match b.cmp_precedence(a) {
         Ordering::Equal => None,
         Ordering::Less => Some(&rules::DEP_DOWNGRADE),
-        Ordering::Greater => Some(if b.major != a.major || (a.major == 0 && b.minor != a.minor) {
-            &rules::DEP_MAJOR
-        } else if b.minor != a.minor || (a.major == 0 && a.minor == 0 && b.patch != a.patch) {
-            &rules::DEP_MINOR
-        } else {
-            &rules::DEP_PATCH
-        }),
+        Ordering::Greater => Some(
+            if b.major != a.major || (a.major == 0 && b.minor != a.minor) {
+                &rules::DEP_MAJOR
+            } else if b.minor != a.minor || (a.major == 0 && a.minor == 0 && b.patch != a.patch) {
+                &rules::DEP_MINOR
+            } else {
+                &rules::DEP_PATCH
+            },
+        ),
     }
 }

@@ -10,7 +10,13 @@ const SECTIONS: [&str; 4] = [
     "peerDependencies",
 ];
 
-const LIFECYCLE: [&str; 5] = ["preinstall", "install", "postinstall", "prepare", "prepublish"];
+const LIFECYCLE: [&str; 5] = [
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepare",
+    "prepublish",
+];
 
 fn parse_json(path: &str, text: &str) -> Result<Value, ParseError> {
     serde_json::from_str(text).map_err(|source| ParseError::Json {
@@ -22,11 +28,19 @@ fn parse_json(path: &str, text: &str) -> Result<Value, ParseError> {
 /// Classifies an npm dependency specifier.
 fn source_of(spec: &str) -> Source {
     let s = spec.trim();
-    if s.starts_with("git") || s.starts_with("github:") || s.starts_with("gitlab:") || s.starts_with("bitbucket:") {
+    if s.starts_with("git")
+        || s.starts_with("github:")
+        || s.starts_with("gitlab:")
+        || s.starts_with("bitbucket:")
+    {
         Source::Git(s.to_string())
     } else if s.starts_with("http://") || s.starts_with("https://") {
         Source::Url(s.to_string())
-    } else if s.starts_with("file:") || s.starts_with("link:") || s.starts_with('.') || s.starts_with('/') {
+    } else if s.starts_with("file:")
+        || s.starts_with("link:")
+        || s.starts_with('.')
+        || s.starts_with('/')
+    {
         Source::Path(s.to_string())
     } else if !s.starts_with("npm:") && !s.starts_with('@') && s.contains('/') {
         // "owner/repo" is a GitHub shorthand.
@@ -49,7 +63,14 @@ pub fn manifest(path: &str, text: &str) -> Result<Manifest, ParseError> {
                     Source::Registry => lower_bound(&spec),
                     _ => None,
                 };
-                m.deps.insert(name.clone(), Dep { version, spec, source });
+                m.deps.insert(
+                    name.clone(),
+                    Dep {
+                        version,
+                        spec,
+                        source,
+                    },
+                );
             }
         }
     }
@@ -75,7 +96,9 @@ pub fn lock(path: &str, text: &str) -> Result<Manifest, ParseError> {
         let resolved = entry.get("resolved").and_then(Value::as_str).unwrap_or("");
         let source = if resolved.starts_with("git") || ver.starts_with("git") {
             Source::Git(resolved.to_string())
-        } else if entry.get("link").and_then(Value::as_bool) == Some(true) || ver.starts_with("file:") {
+        } else if entry.get("link").and_then(Value::as_bool) == Some(true)
+            || ver.starts_with("file:")
+        {
             Source::Path(resolved.to_string())
         } else {
             Source::Registry
@@ -86,7 +109,14 @@ pub fn lock(path: &str, text: &str) -> Result<Manifest, ParseError> {
         }
         let keep = m.deps.get(name).is_none_or(|d| d.version < version);
         if keep {
-            m.deps.insert(name.to_string(), Dep { version, spec: ver.to_string(), source });
+            m.deps.insert(
+                name.to_string(),
+                Dep {
+                    version,
+                    spec: ver.to_string(),
+                    source,
+                },
+            );
         }
     };
     if let Some(Value::Object(pkgs)) = v.get("packages") {

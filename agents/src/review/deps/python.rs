@@ -78,13 +78,22 @@ pub fn requirements(text: &str) -> Manifest {
         if line.starts_with('-') {
             continue;
         }
-        let is_url = line.contains("://") || line.starts_with("git+") || line.starts_with('.') || line.starts_with('/');
+        let is_url = line.contains("://")
+            || line.starts_with("git+")
+            || line.starts_with('.')
+            || line.starts_with('/');
         if is_url && !line.contains(" @ ") {
             let name = line
                 .split("#egg=")
                 .nth(1)
                 .map(|e| e.split('&').next().unwrap_or(e).to_string())
-                .unwrap_or_else(|| line.trim_end_matches('/').rsplit('/').next().unwrap_or(line).to_string());
+                .unwrap_or_else(|| {
+                    line.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(line)
+                        .to_string()
+                });
             m.deps.insert(normalize(&name), url_dep(line));
         } else if let Some((name, dep)) = pep508(line) {
             m.deps.insert(name, dep);
@@ -100,17 +109,33 @@ fn poetry_dep(v: &Value) -> Dep {
                 return url_dep(&format!("git+{g}"));
             }
             if let Some(p) = t.get("path").and_then(Value::as_str) {
-                return Dep { version: None, spec: p.to_string(), source: Source::Path(p.to_string()) };
+                return Dep {
+                    version: None,
+                    spec: p.to_string(),
+                    source: Source::Path(p.to_string()),
+                };
             }
             if let Some(u) = t.get("url").and_then(Value::as_str) {
                 return url_dep(u);
             }
-            let spec = t.get("version").and_then(Value::as_str).unwrap_or("").to_string();
-            Dep { version: lower_bound(&spec), spec, source: Source::Registry }
+            let spec = t
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            Dep {
+                version: lower_bound(&spec),
+                spec,
+                source: Source::Registry,
+            }
         }
         other => {
             let spec = other.as_str().unwrap_or("").to_string();
-            Dep { version: lower_bound(&spec), spec, source: Source::Registry }
+            Dep {
+                version: lower_bound(&spec),
+                spec,
+                source: Source::Registry,
+            }
         }
     }
 }
@@ -126,7 +151,11 @@ pub fn pyproject(path: &str, text: &str) -> Result<Manifest, ParseError> {
     let add_list = |list: Option<&Value>, suffix: &str, m: &mut Manifest| {
         for item in list.and_then(Value::as_array).into_iter().flatten() {
             if let Some((name, dep)) = item.as_str().and_then(pep508) {
-                let key = if suffix.is_empty() { name } else { format!("{name} ({suffix})") };
+                let key = if suffix.is_empty() {
+                    name
+                } else {
+                    format!("{name} ({suffix})")
+                };
                 m.deps.insert(key, dep);
             }
         }
@@ -139,7 +168,11 @@ pub fn pyproject(path: &str, text: &str) -> Result<Manifest, ParseError> {
             }
         }
     }
-    add_list(t.get("build-system").and_then(|b| b.get("requires")), "build", &mut m);
+    add_list(
+        t.get("build-system").and_then(|b| b.get("requires")),
+        "build",
+        &mut m,
+    );
     if let Some(poetry) = t.get("tool").and_then(|x| x.get("poetry")) {
         let mut tables: Vec<(&Table, String)> = Vec::new();
         for s in ["dependencies", "dev-dependencies"] {
@@ -159,7 +192,11 @@ pub fn pyproject(path: &str, text: &str) -> Result<Manifest, ParseError> {
                 if name == "python" {
                     continue;
                 }
-                let key = if group.is_empty() { normalize(name) } else { format!("{} ({group})", normalize(name)) };
+                let key = if group.is_empty() {
+                    normalize(name)
+                } else {
+                    format!("{} ({group})", normalize(name))
+                };
                 m.deps.insert(key, poetry_dep(v));
             }
         }
