@@ -3,6 +3,9 @@
 //! the frame socket. Role logic lives in pure functions under [`roles`]; [`transport`] and the
 //! binary only wire them to frames.
 
+pub mod agent;
 pub mod coverage;
+pub mod drivers;
 pub mod review;
 pub mod roles;
+pub mod transport;

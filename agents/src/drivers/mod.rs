@@ -1,0 +1,3 @@
+//! Codegen drivers. Only `replay` exists so far: it applies a recorded agent session.
+
+pub mod replay;
