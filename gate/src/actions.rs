@@ -188,11 +188,7 @@ impl Gate {
             new: new.to_owned(),
             fast_forward: ff,
             changed: git.changed_files(old, new)?,
-            commits: if ff {
-                git.commits(old, new)?
-            } else {
-                Vec::new()
-            },
+            commits: git.commits(old, new)?,
             whitespace_only: git.whitespace_only(old, new)?,
         })
     }
@@ -230,7 +226,17 @@ impl Gate {
         self.promote_as(run, None)
     }
 
-    fn promote_as(&self, run: &str, caller: Option<&Caller>) -> Result<Outcome, ActionError> {
+    /// Everything a staging promotion of `run` would decide on (fetches the agent bundle into
+    /// the integration repository, moves nothing). Deciding is then `decide(&inputs)`.
+    pub fn promotion_inputs(&self, run: &str) -> Result<GateInputs, ActionError> {
+        self.gather_promotion(run, None).map(|(_, i)| i)
+    }
+
+    fn gather_promotion(
+        &self,
+        run: &str,
+        caller: Option<&Caller>,
+    ) -> Result<(Git, GateInputs), ActionError> {
         let git = self.integration()?;
         let history = self.state.decisions(run)?;
         let policy = policy::load(&git, self.state.root())?;
@@ -251,6 +257,11 @@ impl Gate {
             approval,
             &history,
         )?;
+        Ok((git, inputs))
+    }
+
+    fn promote_as(&self, run: &str, caller: Option<&Caller>) -> Result<Outcome, ActionError> {
+        let (git, inputs) = self.gather_promotion(run, caller)?;
         self.record(&git, run, decide(&inputs))
     }
 
