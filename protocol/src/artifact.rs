@@ -202,8 +202,7 @@ impl Statement {
         plan_hash: &Digest32,
         body: &T,
     ) -> Result<Self, ArtifactError> {
-        let body =
-            serde_json::to_value(body).map_err(|source| ArtifactError::Body { source })?;
+        let body = serde_json::to_value(body).map_err(|source| ArtifactError::Body { source })?;
         Ok(Self {
             type_: STATEMENT_TYPE.to_owned(),
             subject,
@@ -397,13 +396,13 @@ impl KeyPair {
 
     /// Writes the private key as PKCS#8 PEM, mode 0600, refusing to overwrite an existing file.
     pub fn write_private(&self, path: &Path) -> Result<(), ArtifactError> {
-        let pem = self
-            .signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| ArtifactError::KeyFormat {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let pem =
+            self.signing
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| ArtifactError::KeyFormat {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
         write_new(path, pem.as_bytes(), 0o600)
     }
 
@@ -413,11 +412,10 @@ impl KeyPair {
             path: path.to_owned(),
             source,
         })?;
-        let signing =
-            SigningKey::from_pkcs8_pem(&text).map_err(|e| ArtifactError::KeyFormat {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let signing = SigningKey::from_pkcs8_pem(&text).map_err(|e| ArtifactError::KeyFormat {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(Self { signing })
     }
 
@@ -446,13 +444,13 @@ impl PublicKey {
 
     /// Writes the key as SPKI PEM (mode 0644), refusing to overwrite an existing file.
     pub fn write(&self, path: &Path) -> Result<(), ArtifactError> {
-        let pem = self
-            .key
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| ArtifactError::KeyFormat {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let pem =
+            self.key
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(|e| ArtifactError::KeyFormat {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
         write_new(path, pem.as_bytes(), 0o644)
     }
 
@@ -580,10 +578,12 @@ pub fn verify_signature(env: &DsseEnvelope, key: &PublicKey) -> Result<Statement
             field: "payload",
             source,
         })?;
-    let sig_bytes = B64.decode(&sig.sig).map_err(|source| ArtifactError::Base64 {
-        field: "sig",
-        source,
-    })?;
+    let sig_bytes = B64
+        .decode(&sig.sig)
+        .map_err(|source| ArtifactError::Base64 {
+            field: "sig",
+            source,
+        })?;
     let signature = Signature::from_slice(&sig_bytes)
         .map_err(|source| ArtifactError::BadSignature { source })?;
     key.key

@@ -74,6 +74,35 @@ pub fn sha256(bytes: &[u8]) -> Digest32 {
     Digest32(Sha256::digest(bytes).into())
 }
 
+impl serde::Serialize for Digest32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest32 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Digest32::from_hex(&s).ok_or_else(|| {
+            serde::de::Error::custom("expected 64 hex characters (a SHA-256 digest)")
+        })
+    }
+}
+
+impl schemars::JsonSchema for Digest32 {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Digest32".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "SHA-256 digest, 64 lower-case hex characters"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,30 +166,3 @@ mod tests {
 }
 
 // Digest32 travels as 64 lower-case hex characters in every JSON document.
-impl serde::Serialize for Digest32 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest32 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Digest32::from_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hex characters (a SHA-256 digest)"))
-    }
-}
-
-impl schemars::JsonSchema for Digest32 {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Digest32".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$",
-            "description": "SHA-256 digest, 64 lower-case hex characters"
-        })
-    }
-}

@@ -67,7 +67,9 @@ pub struct AcceptanceCriterion {
 }
 
 /// An executable test: the command to run and the test name it must report as passed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct TestRef {
     /// argv as one string (split on whitespace, never given to a shell), e.g. `cargo test`.

@@ -98,7 +98,9 @@ pub enum FrameError {
         source: semver::Error,
     },
     /// The peer speaks another major version.
-    #[error("frame protocol version {got} is incompatible with ours ({ours}): major versions differ")]
+    #[error(
+        "frame protocol version {got} is incompatible with ours ({ours}): major versions differ"
+    )]
     IncompatibleVersion {
         /// Their version.
         got: String,
@@ -130,8 +132,11 @@ pub fn try_encode(env: &Envelope) -> Result<Vec<u8>, FrameError> {
         });
     }
     let mut out = Vec::with_capacity(body.len() + 4);
-    // Cannot truncate: body.len() <= MAX_FRAME_BYTES < u32::MAX.
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::Oversized {
+        len: body.len(),
+        max: MAX_FRAME_BYTES,
+    })?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -241,8 +246,7 @@ impl FrameDecoder {
             0 => Ok(()),
             n if n < 4 => Err(FrameError::Truncated { have: n, need: 4 }),
             n => {
-                let len =
-                    u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
                 Err(FrameError::Truncated {
                     have: n,
                     need: 4 + len as usize,

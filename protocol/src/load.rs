@@ -77,9 +77,9 @@ pub enum LoadError {
         field: String,
         /// What is wrong, without the location (that is in `at`).
         message: String,
-        /// The parser's error.
+        /// The parser's error (boxed: it is large, and errors travel by value).
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// roles.yaml parses but is not a usable policy.
     #[error("{}: {source}", At(path, *at))]
@@ -90,7 +90,7 @@ pub enum LoadError {
         at: Option<Position>,
         /// What is wrong.
         #[source]
-        source: RolesError,
+        source: Box<RolesError>,
     },
     /// The FR parses but cannot be run.
     #[error("{}: {source}", At(path, *at))]
@@ -101,7 +101,7 @@ pub enum LoadError {
         at: Option<Position>,
         /// What is wrong.
         #[source]
-        source: FrError,
+        source: Box<FrError>,
     },
     /// config.yaml parses but cannot be used.
     #[error("{}: {source}", At(path, *at))]
@@ -112,7 +112,7 @@ pub enum LoadError {
         at: Option<Position>,
         /// What is wrong.
         #[source]
-        source: ConfigError,
+        source: Box<ConfigError>,
     },
     /// The FR id is malformed.
     #[error("`{id}` is not an FR id (FR-<number>)")]
@@ -171,12 +171,12 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
         let bytes = e.as_bytes();
         let valid = &bytes[..source.valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        let line_start = valid
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         // Column in characters, as an editor shows it.
-        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u64 + 1;
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count() as u64
+            + 1;
         LoadError::NotUtf8 {
             path: path.to_owned(),
             at: Position { line, column },
@@ -203,12 +203,16 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Loa
             })
         });
         let field = if field == "." { String::new() } else { field };
+        let field = match at {
+            Some(at) => crate::locate::fill_unknown_keys(text, &field, at),
+            None => field,
+        };
         LoadError::Parse {
             path: path.to_owned(),
             at,
             message: crate::locate::plain_message(inner),
             field,
-            source,
+            source: Box::new(source),
         }
     })
 }
@@ -220,7 +224,7 @@ pub fn load_roles(path: &Path) -> Result<RolesFile, LoadError> {
     roles.validate().map_err(|source| LoadError::Roles {
         path: path.to_owned(),
         at: locate(&text, &source.field()),
-        source,
+        source: Box::new(source),
     })?;
     Ok(roles)
 }
@@ -234,7 +238,7 @@ pub fn load_fr(path: &Path) -> Result<Fr, LoadError> {
         .map_err(|source| LoadError::Fr {
             path: path.to_owned(),
             at: locate(&text, &source.field()),
-            source,
+            source: Box::new(source),
         })?;
     Ok(fr)
 }
@@ -246,7 +250,7 @@ pub fn load_config(path: &Path) -> Result<ThreadConfig, LoadError> {
     config.validate().map_err(|source| LoadError::Config {
         path: path.to_owned(),
         at: locate(&text, &source.field()),
-        source,
+        source: Box::new(source),
     })?;
     Ok(config)
 }
@@ -286,11 +290,7 @@ pub fn find_frs(repo_root: &Path) -> Vec<PathBuf> {
                 if !SKIP_DIRS.contains(&name.as_ref()) {
                     stack.push(entry.path());
                 }
-            } else if ft.is_file()
-                && name
-                    .strip_suffix(".yaml")
-                    .is_some_and(is_fr_id)
-            {
+            } else if ft.is_file() && name.strip_suffix(".yaml").is_some_and(is_fr_id) {
                 out.push(entry.path());
             }
         }

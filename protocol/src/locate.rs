@@ -143,7 +143,103 @@ pub(crate) fn locate(text: &str, field: &str) -> Option<Position> {
 
 /// The parser's message without the location (we print that ourselves as `file:line:col`).
 pub(crate) fn plain_message(err: &serde_saphyr::Error) -> String {
-    err.to_string()
+    let msg = err.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(", column ") => msg[..i].to_owned(),
+        _ => msg,
+    }
+}
+
+/// Replaces the `?` segments serde's path tracking leaves for map keys it could not print
+/// (keys that deserialize into an enum, such as role names) with the keys found in `text` on
+/// the way to `at`. `roles.?.limts` at the line of `limts:` under `codegen:` becomes
+/// `roles.codegen.limts`. Anything that does not line up is left as it was.
+pub(crate) fn fill_unknown_keys(text: &str, field: &str, at: Position) -> String {
+    if !field.split('.').any(|p| p == "?" || p.starts_with("?[")) {
+        return field.to_owned();
+    }
+    let Some(path) = keys_to(text, at) else {
+        return field.to_owned();
+    };
+    let mut keys = path.iter().filter_map(|s| match s {
+        Segment::Key(k) => Some(k.as_str()),
+        Segment::Index(_) => None,
+    });
+    field
+        .split('.')
+        .map(|part| {
+            let (key, rest) = part
+                .find('[')
+                .map_or((part, ""), |i| (&part[..i], &part[i..]));
+            let found = keys.next();
+            match (key, found) {
+                ("?", Some(k)) => format!("{k}{rest}"),
+                _ => part.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The chain of keys and indices leading to the last mapping key that starts at or before `at`.
+fn keys_to(text: &str, at: Position) -> Option<Vec<Segment>> {
+    enum Frame {
+        Map { key: Option<String>, want_key: bool },
+        Seq { index: usize },
+    }
+    fn path_of(stack: &[Frame]) -> Vec<Segment> {
+        stack
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Map { key: Some(k), .. } => Some(Segment::Key(k.clone())),
+                Frame::Map { key: None, .. } => None,
+                Frame::Seq { index } => Some(Segment::Index(*index)),
+            })
+            .collect()
+    }
+    // A value just ended in the innermost container: advance it.
+    fn value_done(stack: &mut [Frame]) {
+        match stack.last_mut() {
+            Some(Frame::Map { want_key, .. }) => *want_key = true,
+            Some(Frame::Seq { index }) => *index += 1,
+            None => {}
+        }
+    }
+    let mut ev = Events {
+        parser: Parser::new_from_str(text),
+    };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut best = None;
+    while let Some((e, span)) = ev.next() {
+        let p = position(&span);
+        if (p.line, p.column) > (at.line, at.column) {
+            break;
+        }
+        match e {
+            Event::MappingStart(..) => stack.push(Frame::Map {
+                key: None,
+                want_key: true,
+            }),
+            Event::SequenceStart(..) => stack.push(Frame::Seq { index: 0 }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                value_done(&mut stack);
+            }
+            Event::Scalar(ref s, ..) => {
+                if let Some(Frame::Map { key, want_key }) = stack.last_mut() {
+                    if *want_key {
+                        *key = Some(s.to_string());
+                        *want_key = false;
+                        best = Some(path_of(&stack));
+                        continue;
+                    }
+                }
+                value_done(&mut stack);
+            }
+            _ => {}
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -156,15 +252,24 @@ mod tests {
     fn finds_nested_keys_and_items() {
         assert_eq!(
             locate(DOC, "roles.codegen.limits.pids"),
-            Some(Position { line: 4, column: 15 })
+            Some(Position {
+                line: 4,
+                column: 15
+            })
         );
         assert_eq!(
             locate(DOC, "roles.codegen.read[1]"),
-            Some(Position { line: 5, column: 15 })
+            Some(Position {
+                line: 5,
+                column: 15
+            })
         );
         assert_eq!(
             locate(DOC, "list[1].test.name"),
-            Some(Position { line: 9, column: 12 })
+            Some(Position {
+                line: 9,
+                column: 12
+            })
         );
     }
 

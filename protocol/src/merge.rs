@@ -159,7 +159,11 @@ pub fn effective_run_limits(fr: &Fr, config: &ThreadConfig) -> Result<FrLimits, 
     };
     Ok(FrLimits {
         cost_usd,
-        runtime_seconds: t64("runtime_seconds", base.runtime_seconds, over.runtime_seconds)?,
+        runtime_seconds: t64(
+            "runtime_seconds",
+            base.runtime_seconds,
+            over.runtime_seconds,
+        )?,
         iterations: t32("iterations", base.iterations, over.iterations)?,
         no_progress: t32("no_progress", base.no_progress, over.no_progress)?,
         files: t32("files", base.files, over.files)?,

@@ -181,7 +181,9 @@ pub enum PlanError {
         id: String,
     },
     /// A target is not a clean repository-relative path.
-    #[error("{field}: `{path}` must be a repository-relative path without `..`, `.` or empty segments")]
+    #[error(
+        "{field}: `{path}` must be a repository-relative path without `..`, `.` or empty segments"
+    )]
     BadTarget {
         /// Field path.
         field: String,

@@ -24,6 +24,7 @@ pub struct RolesFile {
     /// Containment settings shared by every role.
     pub sandbox: SandboxSettings,
     /// One policy per role; all six roles must be present.
+    #[schemars(schema_with = "roles_map_schema")]
     pub roles: BTreeMap<RoleName, RolePolicy>,
     /// The promotion gate's OS identity.
     pub gate: ServiceUser,
@@ -35,6 +36,24 @@ pub struct RolesFile {
     pub protected_paths: Vec<String>,
     /// OS users allowed to promote staging to main.
     pub approvers: Vec<String>,
+}
+
+/// The `roles:` map as editors should see it: the six role names as properties, all required,
+/// nothing else (a map keyed by an enum would only say "any key").
+fn roles_map_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let policy = generator.subschema_for::<RolePolicy>();
+    let properties: serde_json::Map<String, serde_json::Value> = RoleName::ALL
+        .iter()
+        .map(|r| (r.as_str().to_owned(), policy.clone().to_value()))
+        .collect();
+    let required: Vec<&str> = RoleName::ALL.iter().map(|r| r.as_str()).collect();
+    schemars::json_schema!({
+        "description": "One policy per role; all six roles must be present.",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
 }
 
 /// The six roles. The kebab-case strings are stable: they name OS users' policies, key files and
@@ -196,6 +215,18 @@ pub enum Driver {
     Command,
     /// Built-in tool loop against a model API through the gateway.
     Llm,
+}
+
+impl Driver {
+    /// The stable snake_case name, as written in roles.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Deterministic => "deterministic",
+            Driver::Replay => "replay",
+            Driver::Command => "command",
+            Driver::Llm => "llm",
+        }
+    }
 }
 
 /// Containment settings shared by every role.

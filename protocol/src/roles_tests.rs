@@ -1,1 +1,122 @@
 use super::*;
+
+use std::path::PathBuf;
+
+use crate::load::{load_roles, LoadError};
+
+fn shipped() -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roles.yaml"))
+        .unwrap()
+}
+
+/// Loads the shipped roles.yaml with `from` replaced by `to` (once); returns the error text and
+/// the line it points at.
+fn broken(from: &str, to: &str) -> (String, Option<u64>) {
+    let text = shipped();
+    assert!(
+        text.contains(from),
+        "fixture drifted: `{from}` not in roles.yaml"
+    );
+    let text = text.replacen(from, to, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(&path, text).unwrap();
+    let err = load_roles(&path).unwrap_err();
+    (err.to_string(), err.position().map(|p| p.line))
+}
+
+fn line_of(needle: &str) -> u64 {
+    let text = shipped();
+    let at = text.find(needle).unwrap();
+    text[..at].matches('\n').count() as u64 + 1
+}
+
+#[test]
+fn the_shipped_policy_is_valid_and_complete() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roles.yaml");
+    let r = load_roles(&dir).unwrap();
+    for role in RoleName::ALL {
+        assert!(r.role(role).is_some(), "{role}");
+    }
+    assert!(r.protected().unwrap().is_protected("roles.yaml"));
+    assert!(r.protected().unwrap().is_protected("deep/dir/config.yaml"));
+    assert!(r.protected().unwrap().is_protected(".ci/run"));
+    assert!(!r.protected().unwrap().is_protected("src/lib.rs"));
+}
+
+#[test]
+fn validation_errors_name_field_and_line() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (from, to, expected text, line of)
+        ("version: 1", "version: 2", "version: unsupported version 2", "version: 1"),
+        ("user: orch-review", "user: orch-codegen", "roles.security-review.user: user `orch-codegen` is already used", "user: orch-review"),
+        ("user: orch-test", "user: Root!", "roles.test-runner.user: invalid user name", "user: orch-test"),
+        ("messages: [plan, log]", "messages: [plan, review, log]", "roles.planner.messages", "messages: [plan, log]"),
+        ("write: [\"{scratch}\"]", "write: [\"/etc\"]", "not writable", "write: [\"{scratch}\"]"),
+        ("read: [\"{repo}\"]\n    write: []\n    network: none\n    commands: []\n    messages: [plan", "read: [\"{repo}/../..\"]\n    write: []\n    network: none\n    commands: []\n    messages: [plan", "must not contain `..`", "messages: [plan, log]"),
+        ("pids: 64, wall_seconds: 120, nofile: 256", "pids: 0, wall_seconds: 120, nofile: 256", "roles.planner.limits.pids: must be greater than 0", "pids: 64, wall_seconds: 120, nofile: 256"),
+        ("driver: deterministic\n\n  test-runner", "driver: llm\n\n  test-runner", "roles.security-review.driver: `llm` is not allowed", "driver: deterministic\n\n  test-runner"),
+        ("warn_pct: 70", "warn_pct: 95", "thresholds must satisfy", "warn_pct: 70"),
+        ("  - roles.yaml\n", "", "protected_paths: must cover `roles.yaml`", "protected_paths:"),
+        ("approvers: [root]", "approvers: []", "approvers: empty", "approvers: [root]"),
+    ];
+    for (from, to, want, at) in cases {
+        let (msg, line) = broken(from, to);
+        assert!(msg.contains(want), "{from:?} -> {to:?}: got {msg}");
+        let expected = line_of(at);
+        // A removed line moves the ones below it up; the error must still be located.
+        assert!(line.is_some(), "{from:?}: no line in {msg}");
+        if !to.is_empty() {
+            assert!(
+                line.unwrap().abs_diff(expected) <= 5,
+                "{from:?}: line {line:?}, expected near {expected}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_role_is_refused() {
+    let text = shipped();
+    let start = text.find("  progress-evaluator:").unwrap();
+    let end = text.find("gate:\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let err = load_roles(&path).unwrap_err();
+    assert!(matches!(err, LoadError::Roles { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("roles.progress-evaluator: missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_role_name_is_a_parse_error() {
+    let (msg, line) = broken("  planner:\n", "  plannr:\n");
+    assert!(msg.contains("plannr"), "{msg}");
+    assert_eq!(line, Some(line_of("  planner:")));
+}
+
+#[test]
+fn command_prefixes_match_word_by_word() {
+    assert!(command_has_prefix("cargo test --lib", "cargo test"));
+    assert!(command_has_prefix("cargo  test", "cargo test"));
+    assert!(!command_has_prefix("cargo testx", "cargo test"));
+    assert!(!command_has_prefix("cargo", "cargo test"));
+    assert!(!command_has_prefix("cargo test", ""));
+}
+
+#[test]
+fn role_and_layer_names_round_trip() {
+    for r in RoleName::ALL {
+        assert_eq!(r.as_str().parse::<RoleName>().unwrap(), r);
+        assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+    }
+    for l in Layer::ALL {
+        assert_eq!(l.as_str().parse::<Layer>().unwrap(), l);
+        assert_eq!(serde_json::to_value(l).unwrap(), l.as_str());
+    }
+    assert!("root".parse::<RoleName>().is_err());
+}

@@ -86,7 +86,7 @@ pub enum RolesError {
         allowed: String,
     },
     /// A deterministic-only role is configured with a model driver.
-    #[error("roles.{role}.driver: `{driver:?}` is not allowed: only planner and codegen may use a model; {role} must be deterministic")]
+    #[error("roles.{role}.driver: `{}` is not allowed: only planner and codegen may use a model; {role} must be deterministic", driver.as_str())]
     ModelDriverNotAllowed {
         /// The role.
         role: RoleName,
@@ -163,7 +163,9 @@ pub enum RolesError {
         source: globset::Error,
     },
     /// roles.yaml itself would not be protected.
-    #[error("protected_paths: must cover `roles.yaml` itself, or an agent could rewrite its own policy")]
+    #[error(
+        "protected_paths: must cover `roles.yaml` itself, or an agent could rewrite its own policy"
+    )]
     RolesYamlUnprotected,
     /// No approver for staging -> main.
     #[error("approvers: empty: nobody could promote staging to main")]
@@ -305,7 +307,11 @@ impl RolesFile {
             }
         }
         check_user(&mut users, "gate.user".into(), &self.gate.user)?;
-        check_user(&mut users, "orchestrator.user".into(), &self.orchestrator.user)?;
+        check_user(
+            &mut users,
+            "orchestrator.user".into(),
+            &self.orchestrator.user,
+        )?;
         self.validate_budgets()?;
         let protected = self.protected()?;
         if !protected.is_protected("roles.yaml") {

@@ -81,6 +81,30 @@ mod tests {
         );
     }
 
+    /// The committed schemas accept the shipped documents (what an editor would check as you
+    /// type) and reject a misspelled field.
+    #[test]
+    fn shipped_documents_validate_against_the_schemas() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cases = [
+            (roles_schema(), "roles.yaml"),
+            (fr_schema(), "examples/textkit/frs/FR-12.yaml"),
+            (config_schema(), "examples/textkit/frs/config.yaml"),
+        ];
+        for (schema, file) in cases {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            let v = jsonschema::validator_for(&schema.to_value()).unwrap();
+            let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{file}: {errors:?}");
+            let mut bad = doc.clone();
+            bad.as_object_mut()
+                .unwrap()
+                .insert("limts".into(), serde_json::json!(1));
+            assert!(!v.is_valid(&bad), "{file}: schema accepts an unknown field");
+        }
+    }
+
     #[test]
     fn roles_schema_names_the_six_roles() {
         let s = serde_json::to_string(&roles_schema()).unwrap();
