@@ -9,6 +9,8 @@ pub mod plan;
 pub mod report;
 pub mod volume;
 #[cfg(target_os = "linux")]
+pub mod volume_ext4;
+#[cfg(target_os = "linux")]
 pub mod linux;
 #[cfg(target_os = "linux")]
 pub mod probe;

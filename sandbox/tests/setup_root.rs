@@ -2,6 +2,9 @@
 //! idempotency and removal. Test accounts carry a per-process `orch-t<pid>` prefix and are
 //! deleted by a Drop guard even when an assertion fails; state lives in a temp dir.
 
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
