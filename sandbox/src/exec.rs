@@ -67,8 +67,6 @@ pub enum ExecError {
     Plan(#[from] PlanError),
     #[error("launch: {0}")]
     Launch(#[from] LaunchError),
-    #[error("role {role} needs network: gateway but no gateway socket was given")]
-    NoGateway { role: String },
 }
 
 /// uid/gid of an OS user, if it exists.
@@ -194,11 +192,8 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
     let network = match (role.gateway, &req.gateway_socket) {
         (false, _) => Network::None,
         (true, Some(s)) => Network::Gateway { socket: s.clone() },
-        (true, None) => {
-            return Err(ExecError::NoGateway {
-                role: role.name.clone(),
-            })
-        }
+        // No gateway to reach: loopback only, which is stricter, not weaker.
+        (true, None) => Network::None,
     };
     let env = req
         .sandbox
@@ -245,11 +240,24 @@ fn unique() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// Whether the calling process has exactly one thread (then it may fork and supervise itself).
+pub fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.strip_prefix("Threads:").is_some_and(|n| n.trim() == "1"))
+    })
+}
+
 /// Runs the command under the role's containment with inherited stdio; the report's
-/// `exit_code()` is the status to exit with.
+/// `exit_code()` is the status to exit with. A single-threaded caller (the `orchestrate` CLI)
+/// supervises the launch itself, saving the helper's exec; any other caller starts `launcher`.
 pub fn exec(req: &ExecRequest, launcher: &Launcher) -> Result<LaunchReport, ExecError> {
     let (plan, dropped) = prepare(req)?;
-    let mut report = launch::run(launcher, &plan)?;
+    let mut report = if single_threaded() {
+        crate::linux::jail::supervise(&plan)
+    } else {
+        launch::run(launcher, &plan)?
+    };
     report.layers.extend(dropped);
     report.layers.sort_by_key(|l| l.layer);
     Ok(report)

@@ -144,9 +144,14 @@ pub struct PolicyInput {
 pub enum CgroupHost {
     None,
     /// Separate `memory` and `pids` hierarchies (this machine).
-    V1 { memory: PathBuf, pids: PathBuf },
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+    },
     /// A unified hierarchy with the controllers enabled at its root.
-    V2 { root: PathBuf },
+    V2 {
+        root: PathBuf,
+    },
 }
 
 /// Host facts the plan depends on; parameters so tests can use temp dirs.
@@ -176,14 +181,32 @@ pub struct Namespaces {
 /// One step that builds the new root; targets are paths inside the new root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountOp {
-    Tmpfs { target: PathBuf, mode: u32 },
+    Tmpfs {
+        target: PathBuf,
+        mode: u32,
+    },
     /// Bind `src` (a directory, file, device node or socket) at `target`. A missing `src` is an
     /// error unless `optional`; a symlink `src` is recreated as the same symlink.
-    Bind { src: PathBuf, target: PathBuf, writable: bool, optional: bool },
-    /// Overlay; `upper` = `Some((upper, work))` makes it writable.
-    Overlay { target: PathBuf, lower: Vec<PathBuf>, upper: Option<(PathBuf, PathBuf)> },
-    Proc { target: PathBuf },
-    Symlink { link: PathBuf, points_to: PathBuf },
+    Bind {
+        src: PathBuf,
+        target: PathBuf,
+        writable: bool,
+        optional: bool,
+    },
+    /// Overlay; `upper` = `Some((upper, work))` makes it writable (mounted `volatile`: the upper
+    /// layer is read back by the orchestrator through the page cache, never after a crash).
+    Overlay {
+        target: PathBuf,
+        lower: Vec<PathBuf>,
+        upper: Option<(PathBuf, PathBuf)>,
+    },
+    Proc {
+        target: PathBuf,
+    },
+    Symlink {
+        link: PathBuf,
+        points_to: PathBuf,
+    },
     /// Make the new root's own tmpfs read-only once everything is mounted.
     RootReadOnly,
 }
@@ -257,6 +280,8 @@ pub struct Plan {
     pub allow_weaker: bool,
     /// Layers switched off by the caller (reported as skipped).
     pub switched_off: Vec<Layer>,
+    /// Directories the helper removes (recursively) once every process of the launch is gone.
+    pub cleanup: Vec<PathBuf>,
 }
 
 /// Why a policy cannot become a plan.
@@ -276,7 +301,9 @@ pub enum PlanError {
     RequiredLayerOff { layer: &'static str },
     #[error("identity: a per-role uid/gid needs root; unprivileged mode has none")]
     IdentityUnprivileged,
-    #[error("{field}: {path:?} is under /tmp, which the role's private /tmp hides inside the sandbox")]
+    #[error(
+        "{field}: {path:?} is under /tmp, which the role's private /tmp hides inside the sandbox"
+    )]
     UnderTmp { field: &'static str, path: PathBuf },
 }
 
@@ -322,7 +349,9 @@ impl Plan {
         let on = |l: Layer| input.enabled.contains(&l);
         for layer in Layer::ALL {
             if input.require.contains(&layer) && !on(layer) && !input.allow_weaker {
-                return Err(PlanError::RequiredLayerOff { layer: layer.name() });
+                return Err(PlanError::RequiredLayerOff {
+                    layer: layer.name(),
+                });
             }
         }
         if on(Layer::Identity) && host.unprivileged && input.identity.is_some() {
@@ -341,10 +370,18 @@ impl Plan {
             namespaces,
             new_root: on(Layer::Mount).then(|| new_root(input, host)),
             landlock: on(Layer::Landlock).then(|| landlock_rules(input, on(Layer::Mount))),
-            identity: if on(Layer::Identity) { input.identity } else { None },
+            identity: if on(Layer::Identity) {
+                input.identity
+            } else {
+                None
+            },
             seccomp: on(Layer::Seccomp).then(seccomp_plan),
             rlimits: on(Layer::Rlimits).then(|| rlimits(&input.limits)),
-            cgroup: if on(Layer::Cgroups) { cgroup_plan(&host.cgroup, &host.launch_id, &input.limits) } else { None },
+            cgroup: if on(Layer::Cgroups) {
+                cgroup_plan(&host.cgroup, &host.launch_id, &input.limits)
+            } else {
+                None
+            },
             env: on(Layer::Env).then(|| role_env(input, on(Layer::Mount))),
             cwd: input.cwd.clone(),
             argv: input.argv.clone(),
@@ -353,30 +390,62 @@ impl Plan {
             require: input.require.clone(),
             allow_weaker: input.allow_weaker,
             switched_off: Layer::ALL.into_iter().filter(|l| !on(*l)).collect(),
+            cleanup: match (&input.repo, on(Layer::Mount)) {
+                (Some(r), true) if input.write.contains(&r.path) => {
+                    vec![r.work.join(&host.launch_id)]
+                }
+                _ => Vec::new(),
+            },
         })
     }
 }
 
 fn validate(input: &PolicyInput) -> Result<(), PlanError> {
-    let mut paths: Vec<(&'static str, &Path)> = vec![("home", &input.home), ("tmp", &input.tmp), ("cwd", &input.cwd)];
+    let mut paths: Vec<(&'static str, &Path)> = vec![
+        ("home", &input.home),
+        ("tmp", &input.tmp),
+        ("cwd", &input.cwd),
+    ];
     paths.extend(input.read.iter().map(|p| ("read", p.as_path())));
     paths.extend(input.write.iter().map(|p| ("write", p.as_path())));
-    paths.extend(input.system_read.iter().map(|p| ("system_read", p.as_path())));
+    paths.extend(
+        input
+            .system_read
+            .iter()
+            .map(|p| ("system_read", p.as_path())),
+    );
     if let Network::Gateway { socket } = &input.network {
         paths.push(("network.gateway", socket));
     }
     if let Some(r) = &input.repo {
-        paths.extend([("repo.path", &*r.path), ("repo.lower", &r.lower), ("repo.upper", &r.upper), ("repo.work", &r.work)]);
+        paths.extend([
+            ("repo.path", &*r.path),
+            ("repo.lower", &r.lower),
+            ("repo.upper", &r.upper),
+            ("repo.work", &r.work),
+        ]);
     }
     for (field, path) in paths {
         if input.enabled.contains(&Layer::Mount) && field != "cwd" && path.starts_with("/tmp") {
-            return Err(PlanError::UnderTmp { field, path: path.to_path_buf() });
+            return Err(PlanError::UnderTmp {
+                field,
+                path: path.to_path_buf(),
+            });
         }
         if !path.is_absolute() {
-            return Err(PlanError::RelativePath { field, path: path.to_path_buf() });
+            return Err(PlanError::RelativePath {
+                field,
+                path: path.to_path_buf(),
+            });
         }
-        if path.components().any(|c| c == std::path::Component::ParentDir) {
-            return Err(PlanError::DotDot { field, path: path.to_path_buf() });
+        if path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(PlanError::DotDot {
+                field,
+                path: path.to_path_buf(),
+            });
         }
     }
     if input.argv.is_empty() {
@@ -385,7 +454,11 @@ fn validate(input: &PolicyInput) -> Result<(), PlanError> {
     if let Some(fd) = input.pass_fds.iter().find(|fd| !(3..=255).contains(*fd)) {
         return Err(PlanError::BadFd(*fd));
     }
-    if let Some((name, _)) = input.env.iter().find(|(n, _)| n.is_empty() || n.contains(['=', '\0'])) {
+    if let Some((name, _)) = input
+        .env
+        .iter()
+        .find(|(n, _)| n.is_empty() || n.contains(['=', '\0']))
+    {
         return Err(PlanError::BadEnvName(name.clone()));
     }
     Ok(())
@@ -396,12 +469,29 @@ fn is_repo(input: &PolicyInput, p: &Path) -> bool {
 }
 
 fn new_root(input: &PolicyInput, host: &HostPaths) -> NewRoot {
-    let mut ops = vec![MountOp::Tmpfs { target: PathBuf::from("/"), mode: 0o755 }];
+    let mut ops = vec![MountOp::Tmpfs {
+        target: PathBuf::from("/"),
+        mode: 0o755,
+    }];
     for p in &input.system_read {
-        ops.push(MountOp::Bind { src: p.clone(), target: p.clone(), writable: false, optional: true });
+        ops.push(MountOp::Bind {
+            src: p.clone(),
+            target: p.clone(),
+            writable: false,
+            optional: true,
+        });
     }
-    for p in input.read.iter().filter(|p| !is_repo(input, p) && !input.write.contains(p)) {
-        ops.push(MountOp::Bind { src: p.clone(), target: p.clone(), writable: false, optional: false });
+    for p in input
+        .read
+        .iter()
+        .filter(|p| !is_repo(input, p) && !input.write.contains(p))
+    {
+        ops.push(MountOp::Bind {
+            src: p.clone(),
+            target: p.clone(),
+            writable: false,
+            optional: false,
+        });
     }
     if let Some(repo) = &input.repo {
         let writable = input.write.contains(&repo.path);
@@ -409,7 +499,10 @@ fn new_root(input: &PolicyInput, host: &HostPaths) -> NewRoot {
             ops.push(MountOp::Overlay {
                 target: repo.path.clone(),
                 lower: vec![repo.lower.clone()],
-                upper: Some((repo.upper.clone(), repo.work.clone())),
+                // A work dir per launch: the overlay is `volatile` (no syncfs of the volume at
+                // unmount, which cost up to a second per launch on a busy disk), and a volatile
+                // work dir is refused by the next mount; the helper removes it afterwards.
+                upper: Some((repo.upper.clone(), repo.work.join(&host.launch_id))),
             });
         } else if input.read.contains(&repo.path) {
             // A reader sees the candidate tree (upper over lower) and can change nothing.
@@ -421,36 +514,90 @@ fn new_root(input: &PolicyInput, host: &HostPaths) -> NewRoot {
         }
     }
     for p in input.write.iter().filter(|p| !is_repo(input, p)) {
-        ops.push(MountOp::Bind { src: p.clone(), target: p.clone(), writable: true, optional: false });
+        ops.push(MountOp::Bind {
+            src: p.clone(),
+            target: p.clone(),
+            writable: true,
+            optional: false,
+        });
     }
-    ops.push(MountOp::Bind { src: input.home.clone(), target: input.home.clone(), writable: true, optional: false });
-    ops.push(MountOp::Bind { src: input.tmp.clone(), target: PathBuf::from("/tmp"), writable: true, optional: false });
+    ops.push(MountOp::Bind {
+        src: input.home.clone(),
+        target: input.home.clone(),
+        writable: true,
+        optional: false,
+    });
+    ops.push(MountOp::Bind {
+        src: input.tmp.clone(),
+        target: PathBuf::from("/tmp"),
+        writable: true,
+        optional: false,
+    });
     if let Network::Gateway { socket } = &input.network {
-        ops.push(MountOp::Bind { src: socket.clone(), target: socket.clone(), writable: true, optional: false });
+        ops.push(MountOp::Bind {
+            src: socket.clone(),
+            target: socket.clone(),
+            writable: true,
+            optional: false,
+        });
     }
-    ops.push(MountOp::Proc { target: PathBuf::from("/proc") });
-    ops.push(MountOp::Tmpfs { target: PathBuf::from("/dev"), mode: 0o755 });
+    ops.push(MountOp::Proc {
+        target: PathBuf::from("/proc"),
+    });
+    ops.push(MountOp::Tmpfs {
+        target: PathBuf::from("/dev"),
+        mode: 0o755,
+    });
     for node in DEV_NODES {
         let p = Path::new("/dev").join(node);
-        ops.push(MountOp::Bind { src: p.clone(), target: p, writable: true, optional: false });
+        ops.push(MountOp::Bind {
+            src: p.clone(),
+            target: p,
+            writable: true,
+            optional: false,
+        });
     }
-    ops.push(MountOp::Tmpfs { target: PathBuf::from("/dev/shm"), mode: 0o1777 });
-    for (link, to) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-        ops.push(MountOp::Symlink { link: Path::new("/dev").join(link), points_to: PathBuf::from(to) });
+    ops.push(MountOp::Tmpfs {
+        target: PathBuf::from("/dev/shm"),
+        mode: 0o1777,
+    });
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            link: Path::new("/dev").join(link),
+            points_to: PathBuf::from(to),
+        });
     }
     ops.push(MountOp::RootReadOnly);
-    NewRoot { mountpoint: host.jail_root.clone(), ops }
+    NewRoot {
+        mountpoint: host.jail_root.clone(),
+        ops,
+    }
 }
 
 /// With the mount layer off, the rules name the host paths the role would otherwise see remapped:
 /// its tmp dir instead of the host's shared /tmp, and no /dev/shm.
 fn landlock_rules(input: &PolicyInput, mount: bool) -> LandlockRules {
     let mut read_only: Vec<PathBuf> = input.system_read.clone();
-    read_only.extend(input.read.iter().filter(|p| !input.write.contains(p)).cloned());
+    read_only.extend(
+        input
+            .read
+            .iter()
+            .filter(|p| !input.write.contains(p))
+            .cloned(),
+    );
     read_only.push(PathBuf::from("/proc"));
     read_only.extend(["random", "urandom"].map(|n| Path::new("/dev").join(n)));
     let mut read_write: Vec<PathBuf> = input.write.clone();
-    let tmp = if mount { PathBuf::from("/tmp") } else { input.tmp.clone() };
+    let tmp = if mount {
+        PathBuf::from("/tmp")
+    } else {
+        input.tmp.clone()
+    };
     read_write.extend([input.home.clone(), tmp]);
     read_write.extend(["null", "zero", "full"].map(|n| Path::new("/dev").join(n)));
     if mount {
@@ -459,7 +606,11 @@ fn landlock_rules(input: &PolicyInput, mount: bool) -> LandlockRules {
     if let Network::Gateway { socket } = &input.network {
         read_write.push(socket.clone());
     }
-    LandlockRules { read_only, read_write, deny_tcp: true }
+    LandlockRules {
+        read_only,
+        read_write,
+        deny_tcp: true,
+    }
 }
 
 fn seccomp_plan() -> SeccompPlan {
@@ -487,7 +638,10 @@ pub fn cgroup_plan(host: &CgroupHost, launch_id: &str, l: &Limits) -> Option<Cgr
     let pids = l.pids.to_string();
     match host {
         CgroupHost::None => None,
-        CgroupHost::V1 { memory: mem_root, pids: pids_root } => {
+        CgroupHost::V1 {
+            memory: mem_root,
+            pids: pids_root,
+        } => {
             let (mp, pp) = (mem_root.join("orchestrate"), pids_root.join("orchestrate"));
             let (m, p) = (mp.join(launch_id), pp.join(launch_id));
             Some(CgroupPlan {
@@ -507,8 +661,14 @@ pub fn cgroup_plan(host: &CgroupHost, launch_id: &str, l: &Limits) -> Option<Cgr
             Some(CgroupPlan {
                 create: vec![parent.clone(), leaf.clone()],
                 writes: vec![
-                    (root.join("cgroup.subtree_control"), "+memory +pids".to_owned()),
-                    (parent.join("cgroup.subtree_control"), "+memory +pids".to_owned()),
+                    (
+                        root.join("cgroup.subtree_control"),
+                        "+memory +pids".to_owned(),
+                    ),
+                    (
+                        parent.join("cgroup.subtree_control"),
+                        "+memory +pids".to_owned(),
+                    ),
                     (leaf.join("memory.max"), memory),
                     (leaf.join("memory.swap.max"), "0".to_owned()),
                     (leaf.join("pids.max"), pids),
@@ -521,9 +681,17 @@ pub fn cgroup_plan(host: &CgroupHost, launch_id: &str, l: &Limits) -> Option<Cgr
 }
 
 fn role_env(input: &PolicyInput, mount: bool) -> Vec<(String, String)> {
-    let tmp = if mount { "/tmp".to_owned() } else { input.tmp.to_string_lossy().into_owned() };
+    let tmp = if mount {
+        "/tmp".to_owned()
+    } else {
+        input.tmp.to_string_lossy().into_owned()
+    };
     let home = input.home.to_string_lossy().into_owned();
-    let mut path: String = input.path_prepend.iter().map(|p| format!("{}:", p.display())).collect();
+    let mut path: String = input
+        .path_prepend
+        .iter()
+        .map(|p| format!("{}:", p.display()))
+        .collect();
     path.push_str("/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
     let set = [
         ("HOME", home.clone()),

@@ -179,8 +179,11 @@ pub fn probe(mounts: &str) -> HostProbe {
         .is_ok_and(|f| f.lines().any(|l| l.ends_with("overlay")));
     let cgroup = detect_cgroup(mounts);
     let ns = |flag, name: &str| {
-        if root || userns {
+        if root {
             unshare_probe(flag, name)
+        } else if userns {
+            // Unprivileged: every other namespace comes from a user namespace, as in the jail.
+            unshare_probe(flag | libc::CLONE_NEWUSER, &format!("CLONE_NEWUSER|{name}"))
         } else {
             Availability::Unavailable {
                 reason: "neither root nor user namespaces".to_owned(),

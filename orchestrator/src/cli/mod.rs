@@ -20,10 +20,12 @@
 
 mod audit;
 mod context;
+mod doctor;
 pub mod exit;
 mod init;
 mod logging;
 pub mod output;
+mod sandbox;
 mod setup;
 
 use std::path::PathBuf;
@@ -65,6 +67,11 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
+    /// Show which containment layers are live on this host and for which roles, and why not.
+    /// Exit 3 when a layer roles.yaml requires is not live for some role.
+    Doctor(doctor::DoctorArgs),
+    /// Run a command under a role's containment: `sandbox exec --role R -- CMD...`.
+    Sandbox(sandbox::SandboxArgs),
     /// Prepare this machine (root): a system user and group per role, for the gate and the
     /// orchestrator, the state directory with its owners and modes, and an ed25519 key pair per
     /// principal readable only by its user. Idempotent; --dry-run prints the plan; --remove
@@ -78,6 +85,8 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
+            Command::Doctor(a) => a.json(),
+            Command::Sandbox(a) => a.json(),
             Command::Setup(a) => a.json(),
         }
     }
@@ -88,6 +97,10 @@ impl Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose);
+    if let Command::Sandbox(a) = &cli.command {
+        let ctx = Context::new(cli.repo.clone(), cli.state_dir.clone());
+        return sandbox::main(&ctx, &Output::new(a.json()), a);
+    }
     dispatch(&cli).into()
 }
 
@@ -98,6 +111,12 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+        Command::Doctor(a) => finish(&out, doctor::run(&ctx, &out, a)),
+        // `main` runs `sandbox` itself to pass the command's exact status through.
+        Command::Sandbox(a) => finish(
+            &out,
+            sandbox::run(&ctx, &out, a).map(|s| if s == 0 { ExitCode::Ok } else { ExitCode::Failed }),
+        ),
         Command::Setup(a) => finish(&out, setup::run(&ctx, &out, a)),
     }
 }

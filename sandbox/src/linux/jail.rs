@@ -87,7 +87,15 @@ impl Supervisor<'_> {
         self.finish()
     }
 
+    /// Every path out of `supervise` ends here, after the child (if any) was killed and reaped.
     fn finish(&mut self) -> LaunchReport {
+        for dir in &self.plan.cleanup {
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("orchestrate-jail: removing {}: {e}", dir.display());
+                }
+            }
+        }
         self.report.elapsed_ms =
             u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         // Report in the fixed layer order, whatever order the steps ran in.

@@ -47,6 +47,18 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// The current executable with `args` in front (e.g. `orchestrate sandbox __jail`).
+    pub fn this_exe(args: &[&str]) -> Result<Launcher, LaunchError> {
+        let exe = std::env::current_exe().map_err(|source| LaunchError::Spawn {
+            path: PathBuf::from("/proc/self/exe"),
+            source,
+        })?;
+        Ok(Launcher {
+            program: exe,
+            args: args.iter().map(OsString::from).collect(),
+        })
+    }
+
     /// `$ORCHESTRATE_JAIL`, else `orchestrate-jail` next to the current executable (or its parent
     /// directory, where cargo puts binaries when the caller is a test in `deps/`).
     pub fn find() -> Result<Launcher, LaunchError> {

@@ -146,11 +146,14 @@ fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
             let mut data = format!("lowerdir={}", lowers.join(":"));
             let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
             match upper {
-                Some((u, w)) => data.push_str(&format!(
-                    ",upperdir={},workdir={}",
-                    escape_overlay(u),
-                    escape_overlay(w)
-                )),
+                Some((u, w)) => {
+                    mkdirs(w)?;
+                    data.push_str(&format!(
+                        ",upperdir={},workdir={},volatile",
+                        escape_overlay(u),
+                        escape_overlay(w)
+                    ));
+                }
                 None => flags |= libc::MS_RDONLY,
             }
             let data = CString::new(data).map_err(|_| MountError::Nul(target.clone()))?;

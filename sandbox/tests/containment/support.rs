@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -275,8 +275,4 @@ pub fn outside(fx: &Fixture, id: Option<Identity>, args: &[&str]) -> String {
     }
     let out = cmd.output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-pub fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
 }

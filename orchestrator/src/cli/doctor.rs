@@ -1,0 +1,224 @@
+//! `orchestrate doctor [--json]`: which containment layers are live on this host, for which
+//! roles, and why not where they are not. Every answer comes from the kernel (a throwaway child
+//! tries each namespace and the seccomp filter, Landlock reports its ABI, the mount table names
+//! the cgroup controllers) and from the user database (a role's OS user exists or not).
+//!
+//! Exit status: 0 when every layer roles.yaml requires is live for every role; 3 when one is not
+//! (a run would refuse to start without --allow-weaker); 2 for a bad roles.yaml.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use protocol::roles::{RoleName, RolesFile};
+use sandbox::plan::Layer;
+use sandbox::probe::{self, Availability, HostProbe};
+use serde::Serialize;
+
+use super::context::{Context, ContextError};
+use super::exit::{ExitCode, Failure};
+use super::output::{Mark, Output};
+
+/// `orchestrate doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+    /// roles.yaml to check against (default: roles.yaml at the repository's top level, if any).
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
+}
+
+impl DoctorArgs {
+    /// True when `--json` was given.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+/// Errors of `orchestrate doctor`.
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    /// The repository could not be resolved.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// roles.yaml did not load or validate.
+    #[error(transparent)]
+    Roles(#[from] protocol::load::LoadError),
+}
+
+impl Failure for DoctorError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            DoctorError::Context(e) => e.exit_code(),
+            DoctorError::Roles(_) => ExitCode::Usage,
+        }
+    }
+}
+
+/// One role for which a layer is not live, and why.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Missing {
+    /// The role.
+    pub role: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One layer's row.
+#[derive(Debug, Serialize)]
+pub struct LayerRow {
+    /// The layer.
+    pub layer: Layer,
+    /// Whether this host can apply it at all.
+    pub available: bool,
+    /// What works, or why not.
+    pub detail: String,
+    /// Whether roles.yaml requires it.
+    pub required: bool,
+    /// Roles it would be applied for.
+    pub roles: Vec<String>,
+    /// Roles it would not be applied for.
+    pub missing: Vec<Missing>,
+}
+
+/// The whole answer.
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    /// `full` when every required layer is live for every role, else `weaker`.
+    pub mode: &'static str,
+    /// The roles.yaml checked against, if any.
+    pub roles_file: Option<PathBuf>,
+    /// Kernel facts.
+    pub host: HostProbe,
+    /// One row per layer.
+    pub layers: Vec<LayerRow>,
+}
+
+/// Builds the rows from a probe and (optionally) roles.yaml; `user_exists` looks an OS user up.
+pub fn rows(
+    host: &HostProbe,
+    roles: Option<&RolesFile>,
+    user_exists: &dyn Fn(&str) -> bool,
+) -> Vec<LayerRow> {
+    let role_users: Vec<(String, String)> = roles
+        .map(|r| {
+            RoleName::ALL
+                .iter()
+                .filter_map(|n| r.role(*n).map(|p| (n.as_str().to_owned(), p.user.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let required =
+        |l: Layer| roles.is_some_and(|r| r.sandbox.require.iter().any(|q| q.as_str() == l.name()));
+    host.layers
+        .iter()
+        .map(|probe| {
+            let (available, detail) = match &probe.availability {
+                Availability::Available { detail } => (true, detail.clone()),
+                Availability::Unavailable { reason } => (false, reason.clone()),
+            };
+            let mut row = LayerRow {
+                layer: probe.layer,
+                available,
+                detail: detail.clone(),
+                required: required(probe.layer),
+                roles: Vec::new(),
+                missing: Vec::new(),
+            };
+            for (role, user) in &role_users {
+                let why_not = if !available {
+                    Some(detail.clone())
+                } else if probe.layer == Layer::Identity && !user_exists(user) {
+                    Some(format!(
+                        "OS user {user} does not exist (run `orchestrate setup`)"
+                    ))
+                } else {
+                    None
+                };
+                match why_not {
+                    None => row.roles.push(role.clone()),
+                    Some(reason) => row.missing.push(Missing {
+                        role: role.clone(),
+                        reason,
+                    }),
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// Runs `orchestrate doctor`.
+pub fn run(ctx: &Context, out: &Output, args: &DoctorArgs) -> Result<ExitCode, DoctorError> {
+    let roles_path = match &args.roles {
+        Some(p) => Some(p.clone()),
+        None => Some(ctx.repo()?.join("roles.yaml")).filter(|p| p.is_file()),
+    };
+    let roles = roles_path
+        .as_deref()
+        .map(protocol::load::load_roles)
+        .transpose()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let host = probe::probe(&mounts);
+    let layers = rows(&host, roles.as_ref(), &|u| {
+        sandbox::exec::lookup_user(u).is_some()
+    });
+    let weaker = layers.iter().any(|l| l.required && !l.missing.is_empty())
+        || (roles.is_none() && layers.iter().any(|l| !l.available));
+    let report = DoctorReport {
+        mode: if weaker { "weaker" } else { "full" },
+        roles_file: roles_path,
+        host,
+        layers,
+    };
+    print_text(out, &report);
+    out.document(&report);
+    Ok(if weaker {
+        ExitCode::NoContainment
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn print_text(out: &Output, r: &DoctorReport) {
+    let h = &r.host;
+    out.line(format!(
+        "kernel {} · {} · Landlock ABI {} · user namespaces {} · overlayfs {} · cgroups {}",
+        h.kernel,
+        if h.root { "root" } else { "not root" },
+        h.landlock_abi,
+        if h.user_namespaces { "yes" } else { "no" },
+        if h.overlayfs { "yes" } else { "no" },
+        match &h.cgroup {
+            sandbox::plan::CgroupHost::None => "none with memory+pids".to_owned(),
+            sandbox::plan::CgroupHost::V1 { memory, pids } =>
+                format!("v1 ({}, {})", memory.display(), pids.display()),
+            sandbox::plan::CgroupHost::V2 { root } => format!("v2 ({})", root.display()),
+        }
+    ));
+    for l in &r.layers {
+        let mark = match (l.available && l.missing.is_empty(), l.required) {
+            (true, _) => Mark::Ok,
+            (false, true) => Mark::Fail,
+            (false, false) => Mark::Warn,
+        };
+        let mut detail = l.detail.clone();
+        if !l.roles.is_empty() {
+            detail.push_str(&format!("; applied for: {}", l.roles.join(" ")));
+        }
+        if !l.missing.is_empty() && l.available {
+            let who: Vec<String> = l
+                .missing
+                .iter()
+                .map(|m| format!("{} ({})", m.role, m.reason))
+                .collect();
+            detail.push_str(&format!("; NOT for: {}", who.join(", ")));
+        }
+        out.mark(mark, l.layer.name(), detail);
+    }
+    out.line(match r.mode {
+        "full" => "mode: full containment".to_owned(),
+        _ => "mode: WEAKER — a run refuses to start unless --allow-weaker is given, and its receipt records what is missing".to_owned(),
+    });
+}

@@ -1,0 +1,348 @@
+//! `orchestrate sandbox exec --role ROLE [--volume DIR] [--json] [--allow-weaker] -- CMD...`:
+//! one command under a role's full containment from roles.yaml. The work is in
+//! `sandbox::exec` (policy → plan → jail); this file maps roles.yaml onto it, picks the volume and
+//! the toolchain, and turns the launch report into an exit status.
+//!
+//! Exit status: the command's own (a signal n → 128 + n, the wall clock → 124, a missing
+//! command → 127); 2 for an unknown role or a bad roles.yaml; 3 when a required layer cannot be
+//! applied (the error names it; the command never ran); 5 for I/O errors.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use protocol::roles::{Network, RoleName, RolesFile};
+use sandbox::exec::{self, ExecError, ExecRequest, RoleSpec, SandboxSpec};
+use sandbox::linux::launch::Launcher;
+use sandbox::plan::{Layer, Limits, PlanError};
+use sandbox::report::{LaunchReport, LayerStatus};
+
+use super::context::{Context, ContextError};
+use super::exit::{ExitCode, Failure};
+use super::output::Output;
+
+/// `orchestrate sandbox ...`
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    command: SandboxCommand,
+}
+
+impl SandboxArgs {
+    /// True when `--json` was given.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            SandboxCommand::Exec(e) => e.json,
+            SandboxCommand::Jail => false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Run CMD under ROLE's containment from roles.yaml and pass its exit status through.
+    Exec(ExecArgs),
+    /// The jail helper the run engine starts (plan on fd 3, report to fd 4); not for humans.
+    #[command(name = "__jail", hide = true)]
+    Jail,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The role whose policy applies (planner, codegen, security-review, test-runner,
+    /// cost-control, progress-evaluator).
+    #[arg(long)]
+    role: String,
+    /// The sandbox volume (kept afterwards: its `upper/` is the diff). Default: a throwaway
+    /// volume under the state directory, removed when the command ends.
+    #[arg(long, value_name = "DIR")]
+    volume: Option<PathBuf>,
+    /// roles.yaml to use (default: roles.yaml at the repository's top level).
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
+    /// The cost-control gateway's unix socket, bound into roles with `network: gateway`
+    /// (without it they get loopback only).
+    #[arg(long, value_name = "SOCKET")]
+    gateway: Option<PathBuf>,
+    /// Run even if a required layer cannot be applied; the report lists what is missing.
+    #[arg(long)]
+    allow_weaker: bool,
+    /// Print the launch report (layers live, exit) as JSON, as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+    /// Switch a layer off (tests only). A required layer needs --allow-weaker too; the report
+    /// and stderr always say it was off.
+    #[arg(long = "layer-off", value_name = "LAYER", hide = true)]
+    layer_off: Vec<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    argv: Vec<String>,
+}
+
+/// Errors of `orchestrate sandbox`.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The repository or state directory could not be resolved.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// roles.yaml did not load or validate.
+    #[error(transparent)]
+    Roles(#[from] protocol::load::LoadError),
+    /// `--role` is not one of the six.
+    #[error(transparent)]
+    UnknownRole(#[from] protocol::roles::UnknownRole),
+    /// roles.yaml validated but has no policy for the role.
+    #[error("roles.yaml has no policy for role {0}")]
+    NoPolicy(String),
+    /// `--layer-off` names no layer.
+    #[error("--layer-off {0}: unknown layer (known: identity mount pid ipc uts network landlock seccomp rlimits cgroups env)")]
+    UnknownLayer(String),
+    /// Creating the throwaway volume's parent failed.
+    #[error("creating the throwaway volume under {path}: {source}")]
+    Volume {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Preparing or launching failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// A required layer could not be applied: the command did not run.
+    #[error("containment layer {layer} could not be applied for role {role}: {error} (use --allow-weaker to run without it)")]
+    LayerFailed {
+        /// The role.
+        role: String,
+        /// The layer.
+        layer: String,
+        /// What the kernel said.
+        error: String,
+    },
+    /// A setup step that belongs to no layer failed (e.g. chdir).
+    #[error("setting up the sandbox for role {role}: {error}")]
+    Setup {
+        /// The role.
+        role: String,
+        /// What failed.
+        error: String,
+    },
+}
+
+impl Failure for SandboxError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            SandboxError::Roles(_)
+            | SandboxError::UnknownRole(_)
+            | SandboxError::NoPolicy(_)
+            | SandboxError::UnknownLayer(_) => ExitCode::Usage,
+            SandboxError::Context(e) => e.exit_code(),
+            SandboxError::LayerFailed { .. } => ExitCode::NoContainment,
+            SandboxError::Exec(e) => match e {
+                ExecError::NoUser { .. } => ExitCode::NoContainment,
+                ExecError::Plan(PlanError::RequiredLayerOff { .. })
+                | ExecError::Plan(PlanError::IdentityUnprivileged) => ExitCode::NoContainment,
+                ExecError::Plan(_) | ExecError::Placeholder { .. } => ExitCode::Usage,
+                _ => ExitCode::Internal,
+            },
+            SandboxError::Volume { .. } | SandboxError::Setup { .. } => ExitCode::Internal,
+        }
+    }
+}
+
+/// `orchestrate sandbox ...` as the whole process: the command's exact status, or the error's
+/// row of the exit-code table.
+pub fn main(ctx: &Context, out: &Output, args: &SandboxArgs) -> std::process::ExitCode {
+    match run(ctx, out, args) {
+        Ok(status) => std::process::ExitCode::from(status),
+        Err(e) => {
+            let code = e.exit_code();
+            out.error(&e, code);
+            code.into()
+        }
+    }
+}
+
+/// Runs `orchestrate sandbox ...`; `Ok(code)` is the process's exit status.
+pub fn run(ctx: &Context, out: &Output, args: &SandboxArgs) -> Result<u8, SandboxError> {
+    match &args.command {
+        SandboxCommand::Exec(e) => exec_cmd(ctx, out, e),
+        SandboxCommand::Jail => {
+            let code = sandbox::linux::jail::jail_main();
+            Ok(u8::try_from(code).unwrap_or(125))
+        }
+    }
+}
+
+/// Maps roles.yaml's policy of `role` onto the sandbox crate's plain data.
+pub fn role_spec(roles: &RolesFile, role: RoleName) -> Option<(RoleSpec, SandboxSpec)> {
+    let p = roles.role(role)?;
+    let l = p.limits;
+    let spec = RoleSpec {
+        name: role.as_str().to_owned(),
+        user: p.user.clone(),
+        read: p.read.clone(),
+        write: p.write.clone(),
+        // An allowlist is reached through the gateway too: the namespace has no other route.
+        gateway: !matches!(p.network, Network::None),
+        limits: Limits {
+            cpu_seconds: l.cpu_seconds,
+            memory_mb: l.memory_mb,
+            pids: l.pids,
+            wall_seconds: l.wall_seconds,
+            nofile: l.nofile,
+            fsize_mb: l.fsize_mb,
+        },
+    };
+    let sb = SandboxSpec {
+        require: roles
+            .sandbox
+            .require
+            .iter()
+            .filter_map(|l| Layer::parse(l.as_str()))
+            .collect(),
+        system_read: roles
+            .sandbox
+            .system_read
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        env_allow: roles.sandbox.env_allow.clone(),
+    };
+    Some((spec, sb))
+}
+
+/// `{toolchain}`: RUSTUP_HOME and CARGO_HOME, else ~/.rustup and ~/.cargo, where they exist.
+pub fn toolchain_dirs() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let pick = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+    };
+    [pick("RUSTUP_HOME", ".rustup"), pick("CARGO_HOME", ".cargo")]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .collect()
+}
+
+/// A throwaway volume, removed on drop.
+struct Throwaway(PathBuf);
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        }) {
+            tracing::warn!(path = %self.0.display(), error = %e, "removing the throwaway volume");
+        }
+    }
+}
+
+fn throwaway_volume(ctx: &Context, role: &str) -> Result<Throwaway, SandboxError> {
+    let parent = ctx.state_dir()?.join("sandbox");
+    std::fs::create_dir_all(&parent).map_err(|source| SandboxError::Volume {
+        path: parent.clone(),
+        source,
+    })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Ok(Throwaway(
+        parent.join(format!("{role}-{}-{nanos}", std::process::id())),
+    ))
+}
+
+fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxError> {
+    let repo = ctx.repo()?;
+    let roles_path = args
+        .roles
+        .clone()
+        .unwrap_or_else(|| repo.join("roles.yaml"));
+    let roles = protocol::load::load_roles(&roles_path)?;
+    let role: RoleName = args.role.parse()?;
+    let (spec, sb) =
+        role_spec(&roles, role).ok_or_else(|| SandboxError::NoPolicy(args.role.clone()))?;
+    let mut enabled: BTreeSet<Layer> = Layer::ALL.into_iter().collect();
+    for name in &args.layer_off {
+        let layer = Layer::parse(name).ok_or_else(|| SandboxError::UnknownLayer(name.clone()))?;
+        enabled.remove(&layer);
+    }
+    if !args.layer_off.is_empty() {
+        // Never silent: the report says so as well.
+        eprintln!(
+            "orchestrate: warning: layers switched off for this launch: {}",
+            args.layer_off.join(" ")
+        );
+    }
+    let (volume, _throwaway) = match &args.volume {
+        Some(v) => (absolute(v), None),
+        None => {
+            let t = throwaway_volume(ctx, role.as_str())?;
+            (t.0.clone(), Some(t))
+        }
+    };
+    let req = ExecRequest {
+        role: spec,
+        sandbox: sb,
+        repo: absolute(&repo),
+        volume,
+        toolchain: toolchain_dirs(),
+        gateway_socket: args.gateway.clone(),
+        allow_weaker: args.allow_weaker,
+        identity: None,
+        enabled,
+        cgroup: sandbox::probe::host_cgroup(),
+        argv: args.argv.clone(),
+    };
+    let launcher = Launcher::this_exe(&["sandbox", "__jail"]).map_err(ExecError::from)?;
+    let report = exec::exec(&req, &launcher)?;
+    finish(out, args, &report)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    std::env::current_dir().map_or_else(|_| p.to_path_buf(), |d| d.join(p))
+}
+
+fn finish(out: &Output, args: &ExecArgs, report: &LaunchReport) -> Result<u8, SandboxError> {
+    if args.json {
+        // The command owned stdout until now; the report is its last line.
+        if let Ok(line) = serde_json::to_string(report) {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    } else {
+        let missing: Vec<String> = report
+            .layers
+            .iter()
+            .filter(|l| l.status != LayerStatus::Applied)
+            .map(|l| l.layer.name().to_owned())
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "orchestrate: role {} ran WEAKER, without: {}",
+                report.role,
+                missing.join(" ")
+            );
+        }
+    }
+    let _ = out;
+    if let Some(f) = &report.setup_failure {
+        return Err(match f.layer {
+            Some(layer) => SandboxError::LayerFailed {
+                role: report.role.clone(),
+                layer: layer.name().to_owned(),
+                error: f.error.clone(),
+            },
+            None => SandboxError::Setup {
+                role: report.role.clone(),
+                error: f.error.clone(),
+            },
+        });
+    }
+    Ok(u8::try_from(report.exit_code()).unwrap_or(255))
+}
