@@ -11,9 +11,13 @@ use crate::plan::Layer;
 pub enum LayerStatus {
     Applied,
     /// Switched off by the caller (tests, `--allow-weaker` runs that chose to).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// Wanted but could not be applied here; only possible with `allow_weaker`.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// One layer's status.
@@ -99,11 +103,18 @@ impl LaunchReport {
 
     /// Layers that were not applied (the weaker mode a receipt must record).
     pub fn weaker(&self) -> Vec<Layer> {
-        self.layers.iter().filter(|l| l.status != LayerStatus::Applied).map(|l| l.layer).collect()
+        self.layers
+            .iter()
+            .filter(|l| l.status != LayerStatus::Applied)
+            .map(|l| l.layer)
+            .collect()
     }
 
     /// The status of `layer`, if reported.
     pub fn status(&self, layer: Layer) -> Option<&LayerStatus> {
-        self.layers.iter().find(|l| l.layer == layer).map(|l| &l.status)
+        self.layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .map(|l| &l.status)
     }
 }

@@ -28,13 +28,26 @@ pub enum VolumeError {
     #[error("creating {path:?}: {source}")]
     Create { path: PathBuf, source: io::Error },
     #[error("chown {path:?} to {uid}:{gid}: {source}")]
-    Chown { path: PathBuf, uid: u32, gid: u32, source: io::Error },
+    Chown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        source: io::Error,
+    },
     #[error("chmod {path:?}: {source}")]
     Chmod { path: PathBuf, source: io::Error },
     #[error("running {what} for {repo:?}: {source}")]
-    Spawn { what: &'static str, repo: PathBuf, source: io::Error },
+    Spawn {
+        what: &'static str,
+        repo: PathBuf,
+        source: io::Error,
+    },
     #[error("{what} for {repo:?} failed: {status}")]
-    Failed { what: &'static str, repo: PathBuf, status: std::process::ExitStatus },
+    Failed {
+        what: &'static str,
+        repo: PathBuf,
+        status: std::process::ExitStatus,
+    },
     #[error("walking {path:?}: {source}")]
     Walk { path: PathBuf, source: io::Error },
     #[error("role name {0:?} is not a plain file name")]
@@ -86,14 +99,24 @@ impl VolumeLayout {
 
     /// The repo overlay for a repo seen at `repo_path`.
     pub fn repo_view(&self, repo_path: &Path) -> RepoView {
-        RepoView { path: repo_path.to_path_buf(), lower: self.lower(), upper: self.upper(), work: self.work() }
+        RepoView {
+            path: repo_path.to_path_buf(),
+            lower: self.lower(),
+            upper: self.upper(),
+            work: self.work(),
+        }
     }
 
     /// Creates the shared part: `lower`/`upper`/`work` owned by `writer` (the role that edits the
     /// repo), everything else root-owned 0755. Idempotent.
     pub fn create(&self, writer: Option<Identity>) -> Result<(), VolumeError> {
         mkdir(&self.root, 0o755, None)?;
-        for dir in [self.jail_root(), self.root.join("scratch"), self.root.join("home"), self.root.join("tmp")] {
+        for dir in [
+            self.jail_root(),
+            self.root.join("scratch"),
+            self.root.join("home"),
+            self.root.join("tmp"),
+        ] {
             mkdir(&dir, 0o755, None)?;
         }
         mkdir(&self.lower(), 0o755, writer)?;
@@ -114,16 +137,26 @@ impl VolumeLayout {
 
     /// The commit `lower` was materialised from, if it was.
     pub fn base_commit(&self) -> Option<String> {
-        std::fs::read_to_string(self.root.join(BASE_MARKER)).ok().map(|s| s.trim().to_owned())
+        std::fs::read_to_string(self.root.join(BASE_MARKER))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     /// Materialises `rev` of the git repository `repo` into `lower` (once per volume) and gives
     /// every file to `writer`.
-    pub fn materialise_git(&self, repo: &Path, rev: &str, writer: Option<Identity>) -> Result<(), VolumeError> {
+    pub fn materialise_git(
+        &self,
+        repo: &Path,
+        rev: &str,
+        writer: Option<Identity>,
+    ) -> Result<(), VolumeError> {
         if self.base_commit().is_some() {
             return Ok(());
         }
-        let commit = git_output(repo, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
+        let commit = git_output(
+            repo,
+            &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+        )?;
         let lower = self.lower();
         let mut archive = Command::new("git")
             .arg("-C")
@@ -131,7 +164,11 @@ impl VolumeLayout {
             .args(["archive", "--format=tar", &commit])
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|source| VolumeError::Spawn { what: "git archive", repo: repo.to_path_buf(), source })?;
+            .map_err(|source| VolumeError::Spawn {
+                what: "git archive",
+                repo: repo.to_path_buf(),
+                source,
+            })?;
         let tar_in = archive.stdout.take().map_or_else(Stdio::null, Stdio::from);
         let tar = Command::new("tar")
             .arg("-x")
@@ -140,19 +177,39 @@ impl VolumeLayout {
             .arg(&lower)
             .stdin(tar_in)
             .status()
-            .map_err(|source| VolumeError::Spawn { what: "tar -x", repo: repo.to_path_buf(), source })?;
-        let git = archive.wait().map_err(|source| VolumeError::Spawn { what: "git archive", repo: repo.to_path_buf(), source })?;
+            .map_err(|source| VolumeError::Spawn {
+                what: "tar -x",
+                repo: repo.to_path_buf(),
+                source,
+            })?;
+        let git = archive.wait().map_err(|source| VolumeError::Spawn {
+            what: "git archive",
+            repo: repo.to_path_buf(),
+            source,
+        })?;
         if !git.success() {
-            return Err(VolumeError::Failed { what: "git archive", repo: repo.to_path_buf(), status: git });
+            return Err(VolumeError::Failed {
+                what: "git archive",
+                repo: repo.to_path_buf(),
+                status: git,
+            });
         }
         if !tar.success() {
-            return Err(VolumeError::Failed { what: "tar -x", repo: repo.to_path_buf(), status: tar });
+            return Err(VolumeError::Failed {
+                what: "tar -x",
+                repo: repo.to_path_buf(),
+                status: tar,
+            });
         }
         if let Some(id) = writer {
             chown_tree(&lower, id)?;
         }
-        std::fs::write(self.root.join(BASE_MARKER), format!("{commit}\n"))
-            .map_err(|source| VolumeError::Create { path: self.root.join(BASE_MARKER), source })
+        std::fs::write(self.root.join(BASE_MARKER), format!("{commit}\n")).map_err(|source| {
+            VolumeError::Create {
+                path: self.root.join(BASE_MARKER),
+                source,
+            }
+        })
     }
 }
 
@@ -163,9 +220,17 @@ fn git_output(repo: &Path, args: &[&str]) -> Result<String, VolumeError> {
         .args(args)
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|source| VolumeError::Spawn { what: "git rev-parse", repo: repo.to_path_buf(), source })?;
+        .map_err(|source| VolumeError::Spawn {
+            what: "git rev-parse",
+            repo: repo.to_path_buf(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(VolumeError::Failed { what: "git rev-parse", repo: repo.to_path_buf(), status: out.status });
+        return Err(VolumeError::Failed {
+            what: "git rev-parse",
+            repo: repo.to_path_buf(),
+            status: out.status,
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
@@ -175,16 +240,25 @@ fn mkdir(path: &Path, mode: u32, owner: Option<Identity>) -> Result<(), VolumeEr
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|source| VolumeError::Create { path: path.to_path_buf(), source })?;
-    // The umask may have narrowed the mode; an existing dir keeps whatever it had.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|source| VolumeError::Chmod { path: path.to_path_buf(), source })?;
-    if let Some(id) = owner {
-        std::os::unix::fs::lchown(path, Some(id.uid), Some(id.gid)).map_err(|source| VolumeError::Chown {
+        .map_err(|source| VolumeError::Create {
             path: path.to_path_buf(),
-            uid: id.uid,
-            gid: id.gid,
             source,
+        })?;
+    // The umask may have narrowed the mode; an existing dir keeps whatever it had.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        VolumeError::Chmod {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    if let Some(id) = owner {
+        std::os::unix::fs::lchown(path, Some(id.uid), Some(id.gid)).map_err(|source| {
+            VolumeError::Chown {
+                path: path.to_path_buf(),
+                uid: id.uid,
+                gid: id.gid,
+                source,
+            }
         })?;
     }
     Ok(())
@@ -193,22 +267,33 @@ fn mkdir(path: &Path, mode: u32, owner: Option<Identity>) -> Result<(), VolumeEr
 /// lchown every entry under `root` (never following symlinks out of the tree).
 fn chown_tree(root: &Path, id: Identity) -> Result<(), VolumeError> {
     let chown = |p: &Path| {
-        std::os::unix::fs::lchown(p, Some(id.uid), Some(id.gid)).map_err(|source| VolumeError::Chown {
-            path: p.to_path_buf(),
-            uid: id.uid,
-            gid: id.gid,
-            source,
+        std::os::unix::fs::lchown(p, Some(id.uid), Some(id.gid)).map_err(|source| {
+            VolumeError::Chown {
+                path: p.to_path_buf(),
+                uid: id.uid,
+                gid: id.gid,
+                source,
+            }
         })
     };
     chown(root)?;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| VolumeError::Walk { path: dir.clone(), source })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| VolumeError::Walk {
+            path: dir.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| VolumeError::Walk { path: dir.clone(), source })?;
+            let entry = entry.map_err(|source| VolumeError::Walk {
+                path: dir.clone(),
+                source,
+            })?;
             let path = entry.path();
             chown(&path)?;
-            let ft = entry.file_type().map_err(|source| VolumeError::Walk { path: path.clone(), source })?;
+            let ft = entry.file_type().map_err(|source| VolumeError::Walk {
+                path: path.clone(),
+                source,
+            })?;
             if ft.is_dir() {
                 stack.push(path);
             }
@@ -249,6 +334,9 @@ mod tests {
         assert_eq!(mode(v.home("codegen")), 0o700);
         assert_eq!(mode(v.work()), 0o700);
         assert_eq!(mode(v.upper()), 0o755);
-        assert!(matches!(v.create_role("../x", None), Err(VolumeError::BadRole(_))));
+        assert!(matches!(
+            v.create_role("../x", None),
+            Err(VolumeError::BadRole(_))
+        ));
     }
 }

@@ -51,9 +51,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let out = match arg(0).as_str() {
-        "read" => answer(std::fs::File::open(arg(1)).and_then(|mut f| f.read(&mut [0u8; 16]).map(drop))),
+        "read" => {
+            answer(std::fs::File::open(arg(1)).and_then(|mut f| f.read(&mut [0u8; 16]).map(drop)))
+        }
         "write" => answer(
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(arg(1)).and_then(|mut f| f.write_all(b"x")),
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(arg(1))
+                .and_then(|mut f| f.write_all(b"x")),
         ),
         "mkdir" => answer(std::fs::create_dir(arg(1))),
         "ls" => answer(std::fs::read_dir(arg(1)).map(drop)),
@@ -62,11 +70,15 @@ fn main() {
             answer(std::fs::File::open(arg(2)).and_then(|mut f| f.read(&mut [0u8; 16]).map(drop)))
         }
         "hardlink" => answer(std::fs::hard_link(arg(1), arg(2))),
-        "connect" => answer(std::net::TcpStream::connect_timeout(
-            &arg(1).parse().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
-            std::time::Duration::from_secs(2),
-        )
-        .map(drop)),
+        "connect" => answer(
+            std::net::TcpStream::connect_timeout(
+                &arg(1)
+                    .parse()
+                    .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+                std::time::Duration::from_secs(2),
+            )
+            .map(drop),
+        ),
         "kill" => {
             // SAFETY: signal 0 only checks whether the target exists and may be signalled.
             let r = unsafe { libc::kill(arg(1).parse().unwrap_or(-1), 0) };
@@ -81,7 +93,15 @@ fn main() {
             let (src, fs) = (cpath("none"), cpath("tmpfs"));
             let target = cpath(&arg(1));
             // SAFETY: all pointers are CStrings alive for the call; data is null.
-            let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+            let r = unsafe {
+                libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    fs.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                )
+            };
             answer(if r == 0 { Ok(()) } else { Err(last()) })
         }
         "unshare" => {
@@ -103,10 +123,16 @@ fn main() {
         "forkbomb" => forkbomb(arg(1).parse().unwrap_or(10)),
         "pids" => {
             let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-                .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default();
             pids.sort_unstable();
-            pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+            pids.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         }
         "env" => std::env::var(arg(1)).unwrap_or_else(|_| "ENOENT".to_owned()),
         "id" => {
