@@ -191,3 +191,7 @@ pub fn run(ctx: &Context, out: &Output, args: &SetupArgs) -> Result<ExitCode, Se
     });
     Ok(ExitCode::Ok)
 }
+
+#[cfg(test)]
+#[path = "setup_tests.rs"]
+mod tests;

@@ -18,7 +18,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
-pub use accounts::{is_root, Account};
+pub use accounts::{is_root, lookup_group, lookup_user, Account};
 pub use apply::{apply, Change, ReportItem, SetupReport};
 pub use keys::{read_private_key, read_public_key};
 pub use plan::{
