@@ -35,4 +35,10 @@ fi
 # Rust components the suite uses.
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy; fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then rustup component add rustfmt; fi
+# Coverage evidence (test-runner, bench/coverage.sh): llvm-tools-preview and cargo-llvm-cov (~90 s to build once).
+if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then rustup component add llvm-tools-preview; fi
+if ! cargo llvm-cov --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-llvm-cov"
+  cargo install --locked --quiet cargo-llvm-cov
+fi
 echo "setup: done"
