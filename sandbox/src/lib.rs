@@ -5,16 +5,16 @@
 //! seccomp → exec. `volume` lays out the run's sandbox volume, `probe` says what this host can do,
 //! `exec` is `orchestrate sandbox exec`.
 
-pub mod plan;
-pub mod report;
-pub mod volume;
 #[cfg(target_os = "linux")]
-pub mod volume_ext4;
+pub mod exec;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod macos;
+pub mod plan;
 #[cfg(target_os = "linux")]
 pub mod probe;
-#[cfg(target_os = "linux")]
-pub mod exec;
+pub mod report;
 pub mod setup;
+pub mod volume;
+#[cfg(target_os = "linux")]
+pub mod volume_ext4;
