@@ -19,6 +19,7 @@ pub mod roles;
 mod roles_validate;
 pub mod schema;
 pub mod stop;
+pub mod thread;
 
 pub use roles::RoleName;
 pub use stop::StopCode;

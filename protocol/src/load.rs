@@ -114,6 +114,18 @@ pub enum LoadError {
         #[source]
         source: Box<ConfigError>,
     },
+    /// FR, config.yaml and roles.yaml do not combine: config.yaml loosens a limit, or a test
+    /// command is not one the test-runner may run. `path` is the file holding the value.
+    #[error("{}: {}", At(path, *at), merge_detail(source))]
+    Merge {
+        /// The file holding the offending value.
+        path: PathBuf,
+        /// Where in it, when found.
+        at: Option<Position>,
+        /// What is wrong.
+        #[source]
+        source: Box<crate::merge::MergeError>,
+    },
     /// The FR id is malformed.
     #[error("`{id}` is not an FR id (FR-<number>)")]
     BadFrId {
@@ -138,6 +150,15 @@ pub enum LoadError {
     },
 }
 
+/// A merge error's text without its leading `file: ` (the location prefix names the file).
+fn merge_detail(e: &crate::merge::MergeError) -> String {
+    let text = e.to_string();
+    match text.split_once(": ") {
+        Some((file, rest)) if file.ends_with(".yaml") => rest.to_owned(),
+        _ => text,
+    }
+}
+
 fn field_prefix(field: &str) -> String {
     if field.is_empty() {
         String::new()
@@ -154,7 +175,8 @@ impl LoadError {
             LoadError::Parse { at, .. }
             | LoadError::Roles { at, .. }
             | LoadError::Fr { at, .. }
-            | LoadError::Config { at, .. } => *at,
+            | LoadError::Config { at, .. }
+            | LoadError::Merge { at, .. } => *at,
             _ => None,
         }
     }
