@@ -195,7 +195,7 @@ fn setup_creates_users_dirs_and_keys_with_exact_owners_and_modes_and_reapply_cha
     assert!(!second.changed(), "{second}");
     assert!(second
         .to_string()
-        .ends_with("nothing changed: everything was already in place\n"));
+        .ends_with("unchanged: everything was already in place\n"));
     let after: Vec<Vec<u8>> = ["codegen", "security-review", "gate", "orchestrator"]
         .iter()
         .map(|l| fs::read(key(&fx, l)).unwrap())

@@ -19,7 +19,7 @@ pub enum Change {
     /// It did not exist and was made.
     Created,
     /// It existed as wanted and was left alone.
-    Kept,
+    Unchanged,
     /// It existed but its owner, mode or derived content was corrected (how, in words).
     Fixed(String),
     /// `--remove` deleted it.
@@ -42,7 +42,7 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Change::Created => f.write_str("created"),
-            Change::Kept => f.write_str("kept"),
+            Change::Unchanged => f.write_str("unchanged"),
             Change::Fixed(how) => write!(f, "fixed ({how})"),
             Change::Removed => f.write_str("removed"),
             Change::Left(why) => write!(f, "left in place ({why})"),
@@ -83,11 +83,11 @@ impl SetupReport {
 impl fmt::Display for SetupReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for item in &self.items {
-            writeln!(f, "{:<8} {}", item.change, item.what)?;
+            writeln!(f, "{:<9} {}", item.change, item.what)?;
         }
         let changes = self.items.iter().filter(|i| i.change.is_change()).count();
         if changes == 0 {
-            writeln!(f, "nothing changed: everything was already in place")
+            writeln!(f, "unchanged: everything was already in place")
         } else {
             writeln!(f, "{changes} change(s)")
         }
@@ -105,7 +105,7 @@ pub fn apply(plan: &SetupPlan) -> Result<SetupReport, SetupError> {
         match step {
             Step::Group { name } => {
                 let change = if lookup_group(name)?.is_some() {
-                    Change::Kept
+                    Change::Unchanged
                 } else {
                     add_group(name)?;
                     require_group(name)?;
@@ -121,7 +121,7 @@ pub fn apply(plan: &SetupPlan) -> Result<SetupReport, SetupError> {
                 comment,
             } => {
                 let change = if lookup_user(name)?.is_some() {
-                    Change::Kept
+                    Change::Unchanged
                 } else {
                     add_user(name, group, home, shell, comment)?;
                     require_user(name)?;

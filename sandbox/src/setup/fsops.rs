@@ -33,7 +33,7 @@ pub fn ensure_dir(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<Change, 
                 fixes.push(format!("mode {have:04o} -> {mode:04o}"));
             }
             if fixes.is_empty() {
-                Ok(Change::Kept)
+                Ok(Change::Unchanged)
             } else {
                 Ok(Change::Fixed(fixes.join(", ")))
             }
@@ -76,7 +76,7 @@ pub fn restrict_if_present(path: &Path, mode: u32) -> Result<Change, SetupError>
         Ok(meta) => {
             let have = meta.mode() & MODE_MASK;
             if have == mode {
-                return Ok(Change::Kept);
+                return Ok(Change::Unchanged);
             }
             set_mode(path, mode)?;
             Ok(Change::Fixed(format!("mode {have:04o} -> {mode:04o}")))

@@ -76,11 +76,11 @@ pub fn ensure_key_pair(dir: &Path, uid: u32, gid: u32) -> Result<Change, SetupEr
 
     Ok(match (key_change, pub_change) {
         (Change::Created, _) => Change::Created,
-        (Change::Kept, Change::Kept) => Change::Kept,
+        (Change::Unchanged, Change::Unchanged) => Change::Unchanged,
         (k, p) => Change::Fixed(
             [("private key", k), ("public key", p)]
                 .into_iter()
-                .filter(|(_, c)| *c != Change::Kept)
+                .filter(|(_, c)| *c != Change::Unchanged)
                 .map(|(what, c)| format!("{what} {c}"))
                 .collect::<Vec<_>>()
                 .join("; "),
@@ -184,7 +184,7 @@ fn fix_file(path: &Path, file: &File, uid: u32, gid: u32, mode: u32) -> Result<C
         fixes.push(format!("mode {have:04o} -> {mode:04o}"));
     }
     Ok(if fixes.is_empty() {
-        Change::Kept
+        Change::Unchanged
     } else {
         Change::Fixed(fixes.join(", "))
     })
