@@ -339,3 +339,33 @@ fn an_existing_unparsable_key_is_refused_not_overwritten() {
     );
     remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
 }
+
+#[test]
+fn a_state_dir_below_a_directory_others_can_write_is_refused_before_any_account_exists() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = fixture("f");
+    let parent = fx.state.parent().unwrap().to_path_buf();
+    // Layer off: a world-writable, non-sticky parent would let a role rename the state away.
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = apply(&fx.plan).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{parent:?} (owner uid 0, mode 0777) would let others replace the state directory: \
+             it must belong to root and not be group/other-writable unless sticky"
+        )
+    );
+    for name in fx.plan.users() {
+        assert!(
+            nix::unistd::User::from_name(name).unwrap().is_none(),
+            "{name} created"
+        );
+    }
+    assert!(!fx.state.exists());
+    // Positive control, sticky as /tmp is: accepted.
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o1777)).unwrap();
+    apply(&fx.plan).unwrap();
+    remove(&fx.plan, RemoveOptions { purge: true }).unwrap();
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::accounts::{
     add_group, add_user, is_root, lookup_group, lookup_user, require_group, require_user,
 };
-use super::fsops::{ensure_dir, restrict_if_present};
+use super::fsops::{check_ancestors, ensure_dir, restrict_if_present};
 use super::keys::ensure_key_pair;
 use super::plan::{Owner, SetupPlan, Step};
 use super::SetupError;
@@ -100,6 +100,8 @@ pub fn apply(plan: &SetupPlan) -> Result<SetupReport, SetupError> {
     if !is_root() {
         return Err(SetupError::NotRoot(nix::unistd::geteuid().as_raw()));
     }
+    // Before any account exists: nothing to undo when the place is wrong.
+    check_ancestors(&plan.state_dir)?;
     let mut report = SetupReport::default();
     for step in &plan.steps {
         match step {

@@ -66,6 +66,34 @@ pub fn ensure_dir(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<Change, 
     }
 }
 
+/// Refuses a state directory below a directory others could rename it out of: every existing
+/// ancestor must belong to root and be writable by root alone, or carry the sticky bit (as
+/// `/tmp` does, where only the owner of an entry may rename it).
+pub fn check_ancestors(state: &Path) -> Result<(), SetupError> {
+    for dir in state.ancestors().skip(1) {
+        let meta = match fs::metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(SetupError::Metadata {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let mode = meta.mode() & MODE_MASK;
+        let sticky = mode & 0o1000 != 0;
+        if meta.uid() != 0 || (mode & 0o022 != 0 && !sticky) {
+            return Err(SetupError::UnsafeAncestor {
+                path: dir.to_path_buf(),
+                uid: meta.uid(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Sets `path`'s mode when the file exists (owner kept); `Absent` when it does not. A symlink
 /// is refused, never followed.
 pub fn restrict_if_present(path: &Path, mode: u32) -> Result<Change, SetupError> {

@@ -88,6 +88,21 @@ pub enum SetupError {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// An existing ancestor of the state directory could let a non-root user rename the state
+    /// directory away and plant another (not root's, or writable by group or others without
+    /// the sticky bit).
+    #[error(
+        "{path:?} (owner uid {uid}, mode {mode:04o}) would let others replace the state \
+         directory: it must belong to root and not be group/other-writable unless sticky"
+    )]
+    UnsafeAncestor {
+        /// The ancestor.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Reading a path's metadata failed.
     #[error("inspecting {path:?}: {source}")]
     Metadata {
