@@ -25,6 +25,7 @@ pub mod exit;
 mod init;
 mod logging;
 pub mod output;
+mod policy;
 mod sandbox;
 mod setup;
 
@@ -67,6 +68,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
+    /// Validate the policy documents: roles.yaml and every FR with its config.yaml.
+    Policy(policy::PolicyArgs),
     /// Show which containment layers are live on this host and for which roles, and why not.
     /// Exit 3 when a layer roles.yaml requires is not live for some role.
     Doctor(doctor::DoctorArgs),
@@ -85,6 +88,7 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
+            Command::Policy(a) => a.json(),
             Command::Doctor(a) => a.json(),
             Command::Sandbox(a) => a.json(),
             Command::Setup(a) => a.json(),
@@ -111,6 +115,7 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+        Command::Policy(a) => finish(&out, policy::run(&ctx, &out, a)),
         Command::Doctor(a) => finish(&out, doctor::run(&ctx, &out, a)),
         // `main` runs `sandbox` itself to pass the command's exact status through.
         Command::Sandbox(a) => finish(

@@ -340,3 +340,7 @@ fn check_reached(head: &AuditHead, expected: &AuditHead) -> Option<Problem> {
     }
     None
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
