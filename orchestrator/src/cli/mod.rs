@@ -18,6 +18,7 @@
 //!
 //! Exit codes: see [`exit`] (the one table).
 
+mod approve;
 mod audit;
 mod context;
 mod doctor;
@@ -25,7 +26,9 @@ pub mod exit;
 mod init;
 mod logging;
 pub mod output;
-mod policy;
+mod receipt;
+mod reject;
+mod rollback;
 mod sandbox;
 mod setup;
 
@@ -68,8 +71,16 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
-    /// Validate the policy documents: roles.yaml and every FR with its config.yaml.
-    Policy(policy::PolicyArgs),
+    /// Promote a run from staging to main through the gate; only a user listed in roles.yaml
+    /// `approvers` (identified by the OS) can. --update-local fast-forwards this clone's main.
+    Approve(approve::ApproveArgs),
+    /// Refuse a run for good through the gate (approvers only), with --reason.
+    Reject(reject::RejectArgs),
+    /// Put main and staging back to before a run (approvers only); the agent branch is kept.
+    Rollback(rollback::RollbackArgs),
+    /// A run's proof receipt: what changed, what was validated, what remains uncertain;
+    /// --json prints it signed by the gate (in-toto Statement in DSSE).
+    Receipt(receipt::ReceiptArgs),
     /// Show which containment layers are live on this host and for which roles, and why not.
     /// Exit 3 when a layer roles.yaml requires is not live for some role.
     Doctor(doctor::DoctorArgs),
@@ -88,7 +99,10 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
-            Command::Policy(a) => a.json(),
+            Command::Approve(a) => a.json,
+            Command::Reject(a) => a.json,
+            Command::Rollback(a) => a.json,
+            Command::Receipt(a) => a.json,
             Command::Doctor(a) => a.json(),
             Command::Sandbox(a) => a.json(),
             Command::Setup(a) => a.json(),
@@ -115,7 +129,10 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
-        Command::Policy(a) => finish(&out, policy::run(&ctx, &out, a)),
+        Command::Approve(a) => finish(&out, approve::run(&ctx, &out, a)),
+        Command::Reject(a) => finish(&out, reject::run(&ctx, &out, a)),
+        Command::Rollback(a) => finish(&out, rollback::run(&ctx, &out, a)),
+        Command::Receipt(a) => finish(&out, receipt::run(&ctx, &out, a)),
         Command::Doctor(a) => finish(&out, doctor::run(&ctx, &out, a)),
         // `main` runs `sandbox` itself to pass the command's exact status through.
         Command::Sandbox(a) => finish(

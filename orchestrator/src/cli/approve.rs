@@ -1,0 +1,271 @@
+//! `orchestrate approve RUN [--update-local]`: staging → main through the gate.
+//!
+//! The orchestrator never moves a protected ref itself: it runs `orchestrate-gate approve` as a
+//! separate process, which takes the approver's identity from its own real uid (the kernel's
+//! word, never a flag or a variable), re-verifies every artifact, and fast-forwards `main` only
+//! for a user roles.yaml lists as approver. The gate's signed decisions are then recorded as
+//! audit events. This file also holds what `reject`, `rollback` and `receipt` share: finding the
+//! run, calling the gate, recording and printing its report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Args;
+use gate::client::{ClientError, GateReport};
+use gate::decision::{CheckStatus, Verdict};
+
+use super::context::{Context, ContextError};
+use super::exit::{ExitCode, Failure};
+use super::output::{Mark, Output};
+use crate::state::{Event, Store, StoreError};
+
+/// `orchestrate approve`
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The run id, or an FR id (its latest run).
+    pub run: String,
+    /// Then fast-forward this clone's local `main` to the approved main, adding the remote
+    /// `orchestrate` (the integration repository) if it is missing.
+    #[arg(long)]
+    pub update_local: bool,
+    /// Print the gate's report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Errors of the gate commands (approve, reject, rollback, receipt).
+#[derive(Debug, thiserror::Error)]
+pub enum GateCmdError {
+    /// The state directory or repository could not be resolved.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// Neither a run directory nor a recorded run of that FR.
+    #[error("no run `{arg}` in {state} (give a run id, or an FR id with recorded runs)")]
+    NoRun {
+        /// What was given.
+        arg: String,
+        /// The state directory.
+        state: PathBuf,
+    },
+    /// The gate could not be run or refused to decide.
+    #[error("the gate: {0}")]
+    Gate(#[source] ClientError),
+    /// Recording the decision in the audit trail failed (the decision itself stands: it is
+    /// signed and stored in the run directory).
+    #[error("recording the gate's decision in the audit trail: {0}")]
+    Audit(#[source] StoreError),
+    /// A git step of `--update-local` failed.
+    #[error("updating the local clone ({step}) in {repo}: {stderr}")]
+    LocalGit {
+        /// What was being done.
+        step: &'static str,
+        /// The clone.
+        repo: PathBuf,
+        /// git's message.
+        stderr: String,
+    },
+    /// git could not be started.
+    #[error("running git in {repo}: {source}")]
+    GitSpawn {
+        /// The clone.
+        repo: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl Failure for GateCmdError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            GateCmdError::Context(e) => e.exit_code(),
+            GateCmdError::NoRun { .. } => ExitCode::Usage,
+            GateCmdError::Gate(ClientError::Refused { code: Some(2), .. }) => ExitCode::Usage,
+            GateCmdError::Gate(_)
+            | GateCmdError::Audit(_)
+            | GateCmdError::LocalGit { .. }
+            | GateCmdError::GitSpawn { .. } => ExitCode::Internal,
+        }
+    }
+}
+
+/// A run id from `arg`: a run directory of that name, else the newest recorded run of the FR
+/// `arg`.
+pub(super) fn resolve_run(state: &Path, arg: &str) -> Result<String, GateCmdError> {
+    let no_run = || GateCmdError::NoRun {
+        arg: arg.to_owned(),
+        state: state.to_owned(),
+    };
+    if gate::layout::check_run_id(arg).is_ok() && state.join("runs").join(arg).is_dir() {
+        return Ok(arg.to_owned());
+    }
+    let store = Store::open_existing(state).map_err(|_| no_run())?;
+    let runs = store.runs().map_err(|_| no_run())?;
+    runs.into_iter()
+        .filter(|r| r.fr_id == arg)
+        .max_by_key(|r| r.created_at)
+        .map(|r| r.run_id)
+        .ok_or_else(no_run)
+}
+
+/// Runs `orchestrate-gate <action> --state S --run R <extra>` and returns its report.
+pub(super) fn call_gate(
+    state: &Path,
+    action: &str,
+    run: &str,
+    extra: &[&str],
+) -> Result<GateReport, GateCmdError> {
+    let bin = gate::client::locate().map_err(GateCmdError::Gate)?;
+    let s = state.to_string_lossy();
+    let mut args = vec![action, "--state", &s, "--run", run];
+    args.extend_from_slice(extra);
+    gate::client::invoke(&bin, &args).map_err(GateCmdError::Gate)
+}
+
+/// Appends one `gate.<action>` audit event per decision the gate wrote.
+pub(super) fn record(state: &Path, report: &GateReport) -> Result<(), GateCmdError> {
+    let mut store = Store::open(state).map_err(GateCmdError::Audit)?;
+    let events: Vec<Event> = report
+        .outcomes
+        .iter()
+        .map(|o| {
+            Event::for_run(
+                report.run_id.clone(),
+                format!("gate.{}", o.decision.action.as_str()),
+                serde_json::json!({
+                    "verdict": o.decision.verdict,
+                    "decision_file": o.file,
+                    "decision_sha256": o.sha256,
+                    "target_ref": o.decision.target_ref,
+                    "from": o.decision.from,
+                    "to": o.decision.to,
+                    "moved": o.moved,
+                    "actor": o.decision.actor,
+                    "reason": o.decision.reason,
+                    "failed_checks": o.decision.failed(),
+                }),
+            )
+        })
+        .collect();
+    store.append_batch(&events).map_err(GateCmdError::Audit)?;
+    Ok(())
+}
+
+/// Prints the report (text or JSON) and maps its verdict to an exit code.
+pub(super) fn print(out: &Output, report: &GateReport) -> ExitCode {
+    out.document(report);
+    for o in &report.outcomes {
+        let d = &o.decision;
+        let mark = match d.verdict {
+            Verdict::Pass => Mark::Ok,
+            Verdict::Fail => Mark::Fail,
+            Verdict::Hold => Mark::Warn,
+        };
+        let what = match &o.moved {
+            Some(m) => format!("{} {} -> {}", m.refname, short(&m.from), short(&m.to)),
+            None => format!("{} not moved", d.target_ref),
+        };
+        out.mark(
+            mark,
+            format!("{} {}", d.action.as_str(), report.run_id),
+            format!("{what} (decision sha256:{})", o.sha256),
+        );
+        for c in d.checks.iter().filter(|c| c.status == CheckStatus::Fail) {
+            for why in &c.detail {
+                out.line(format!("     {}: {why}", c.name));
+            }
+        }
+        if let Some(r) = &d.reason {
+            out.line(format!("     reason: {r}"));
+        }
+    }
+    if report.verdict == Verdict::Pass {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Runs `orchestrate approve`.
+pub fn run(ctx: &Context, out: &Output, args: &ApproveArgs) -> Result<ExitCode, GateCmdError> {
+    let state = ctx.state_dir()?;
+    let run = resolve_run(&state, &args.run)?;
+    let report = call_gate(&state, "approve", &run, &[])?;
+    record(&state, &report)?;
+    let code = print(out, &report);
+    if code == ExitCode::Ok && args.update_local {
+        let repo = ctx.repo()?;
+        update_local(&repo, &state.join(gate::integration::INTEGRATION_DIR))?;
+        out.line(format!("updated local main in {}", repo.display()));
+    }
+    Ok(code)
+}
+
+fn git(repo: &Path, step: &'static str, args: &[&str]) -> Result<String, GateCmdError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|source| GateCmdError::GitSpawn {
+            repo: repo.to_owned(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(GateCmdError::LocalGit {
+            step,
+            repo: repo.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Adds remote `orchestrate` (the integration repository) if missing, fetches it, and
+/// fast-forwards local `main` to `orchestrate/main` — never a merge or a reset.
+pub fn update_local(repo: &Path, integration: &Path) -> Result<(), GateCmdError> {
+    let url = integration.to_string_lossy().into_owned();
+    // The integration repository belongs to the gate's user: trust it for this fetch only.
+    let trust = format!("safe.directory={url}");
+    if git(
+        repo,
+        "reading remote orchestrate",
+        &["remote", "get-url", "orchestrate"],
+    )
+    .is_err()
+    {
+        git(
+            repo,
+            "adding remote orchestrate",
+            &["remote", "add", "orchestrate", &url],
+        )?;
+    }
+    git(
+        repo,
+        "fetching orchestrate",
+        &["-c", &trust, "fetch", "--quiet", "orchestrate"],
+    )?;
+    let branch = git(
+        repo,
+        "reading HEAD",
+        &["symbolic-ref", "--quiet", "--short", "HEAD"],
+    )
+    .unwrap_or_default();
+    if branch == "main" {
+        git(
+            repo,
+            "fast-forwarding main",
+            &["merge", "--ff-only", "--quiet", "orchestrate/main"],
+        )?;
+    } else {
+        git(
+            repo,
+            "fast-forwarding main",
+            &["-c", &trust, "fetch", "--quiet", "orchestrate", "main:main"],
+        )?;
+    }
+    Ok(())
+}
