@@ -29,6 +29,7 @@ pub mod output;
 mod receipt;
 mod reject;
 mod rollback;
+mod policy;
 mod sandbox;
 mod setup;
 
@@ -81,6 +82,8 @@ pub enum Command {
     /// A run's proof receipt: what changed, what was validated, what remains uncertain;
     /// --json prints it signed by the gate (in-toto Statement in DSSE).
     Receipt(receipt::ReceiptArgs),
+    /// Validate the policy documents: roles.yaml and every FR with its config.yaml.
+    Policy(policy::PolicyArgs),
     /// Show which containment layers are live on this host and for which roles, and why not.
     /// Exit 3 when a layer roles.yaml requires is not live for some role.
     Doctor(doctor::DoctorArgs),
@@ -103,6 +106,7 @@ impl Command {
             Command::Reject(a) => a.json,
             Command::Rollback(a) => a.json,
             Command::Receipt(a) => a.json,
+            Command::Policy(a) => a.json(),
             Command::Doctor(a) => a.json(),
             Command::Sandbox(a) => a.json(),
             Command::Setup(a) => a.json(),
@@ -133,6 +137,7 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
         Command::Reject(a) => finish(&out, reject::run(&ctx, &out, a)),
         Command::Rollback(a) => finish(&out, rollback::run(&ctx, &out, a)),
         Command::Receipt(a) => finish(&out, receipt::run(&ctx, &out, a)),
+        Command::Policy(a) => finish(&out, policy::run(&ctx, &out, a)),
         Command::Doctor(a) => finish(&out, doctor::run(&ctx, &out, a)),
         // `main` runs `sandbox` itself to pass the command's exact status through.
         Command::Sandbox(a) => finish(
