@@ -13,8 +13,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo build --bins"
+# The end-to-end tests run the real binaries (orchestrate, orchestrate-agent, orchestrate-gate,
+# orchestrate-jail) from this target directory.
+cargo build --workspace --bins --locked
+
 echo "== cargo test"
 # One test thread per binary where tests fork, set rlimits or create users: those tests serialise themselves;
 # the default parallelism is kept for everything else.
 # --nocapture so that every `SKIP: <reason>` a test prints is visible in the log.
-cargo test --workspace --locked -- --nocapture
+cargo test --workspace --locked --no-fail-fast -- --nocapture
