@@ -24,14 +24,19 @@ mod context;
 mod doctor;
 pub mod exit;
 mod init;
+mod log;
 mod logging;
 pub mod output;
+mod resume;
 mod receipt;
 mod reject;
 mod rollback;
 mod policy;
 mod sandbox;
 mod setup;
+mod start;
+mod status;
+mod stop;
 
 use std::path::PathBuf;
 
@@ -72,6 +77,17 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
+    /// Run an FR end to end: preflight, baseline, plan, iterations (codegen, tests, progress,
+    /// review, budget) on agent/<FR>/<run>. Exit 0 done, 4 stopped or paused (reason printed).
+    Start(start::StartArgs),
+    /// Show the runs, or one run in detail (`interrupted` when its orchestrator died).
+    Status(status::StatusArgs),
+    /// Print a run's audit events; -f follows until the run ends.
+    Log(log::LogArgs),
+    /// Ask a run to stop (STOP_HUMAN); an interrupted run is marked stopped at once.
+    Stop(stop::StopArgs),
+    /// Continue a stopped, paused or interrupted run; needs --reauthorize from a person.
+    Resume(resume::ResumeArgs),
     /// Promote a run from staging to main through the gate; only a user listed in roles.yaml
     /// `approvers` (identified by the OS) can. --update-local fast-forwards this clone's main.
     Approve(approve::ApproveArgs),
@@ -102,6 +118,11 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
+            Command::Start(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Log(a) => a.json,
+            Command::Stop(a) => a.json,
+            Command::Resume(a) => a.json,
             Command::Approve(a) => a.json,
             Command::Reject(a) => a.json,
             Command::Rollback(a) => a.json,
@@ -133,6 +154,11 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+        Command::Start(a) => finish(&out, start::run(&ctx, &out, a)),
+        Command::Status(a) => finish(&out, status::run(&ctx, &out, a)),
+        Command::Log(a) => finish(&out, log::run(&ctx, &out, a)),
+        Command::Stop(a) => finish(&out, stop::run(&ctx, &out, a)),
+        Command::Resume(a) => finish(&out, resume::run(&ctx, &out, a)),
         Command::Approve(a) => finish(&out, approve::run(&ctx, &out, a)),
         Command::Reject(a) => finish(&out, reject::run(&ctx, &out, a)),
         Command::Rollback(a) => finish(&out, rollback::run(&ctx, &out, a)),

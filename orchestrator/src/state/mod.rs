@@ -12,6 +12,7 @@
 
 mod audit;
 mod paths;
+mod run_events;
 mod runs;
 mod schema;
 mod verify;
@@ -22,6 +23,7 @@ use rusqlite::Connection;
 
 pub use audit::{entry_bytes, entry_hash, AuditHead, Event, ParseHeadError, AUDIT_DOMAIN};
 pub use paths::default_state_dir;
+pub use run_events::RunEvent;
 pub use runs::{NewRun, RunRecord};
 pub use verify::{Problem, VerifyError, VerifyReport};
 

@@ -1,0 +1,123 @@
+//! `orchestrate start FR`: run an FR end to end (see `crate::run`). Progress goes to stdout as
+//! plain lines (stderr under `--json`); the exit code says how the run ended: 0 done, 4 stopped
+//! or paused (the reason code is printed), 2 invalid input, 3 containment unavailable.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::context::{Context, ContextError};
+use super::exit::{ExitCode, Failure};
+use super::output::{Mark, Output};
+use crate::run::{self, Outcome, RunError, StartRequest, Summary};
+
+/// `orchestrate start`
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The FR id, e.g. FR-12 (its FR-12.yaml is found anywhere in the repository).
+    pub fr: String,
+    /// Run even though the containment roles.yaml requires is unavailable: roles run as plain
+    /// processes. Recorded in the manifest and the receipt as the weaker mode.
+    #[arg(long)]
+    pub allow_weaker: bool,
+    /// The recorded agent session the replay driver applies (default: sessions/<FR>.json in the
+    /// repository).
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
+    /// Print the run's summary as JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Errors of `start` and `resume`.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Paths could not be resolved.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The run could not start or the engine failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl Failure for StartError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            StartError::Context(e) => e.exit_code(),
+            StartError::Run(e) => match e {
+                RunError::Preflight(_)
+                | RunError::Repo { .. }
+                | RunError::NoSession { .. }
+                | RunError::NoSuchRun { .. }
+                | RunError::NotResumable { .. }
+                | RunError::NeedsReauthorize { .. } => ExitCode::Usage,
+                RunError::NoContainment { .. } => ExitCode::NoContainment,
+                _ => ExitCode::Internal,
+            },
+        }
+    }
+}
+
+/// A progress printer: stdout lines, or stderr under `--json`.
+pub(super) fn reporter(json: bool) -> run::Reporter {
+    Box::new(move |line: &str| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    })
+}
+
+/// Prints how a run ended and returns its exit code.
+pub(super) fn conclude(out: &Output, s: &Summary) -> ExitCode {
+    let (exit, code, detail) = match &s.outcome {
+        Outcome::Done => ("done", None, None),
+        Outcome::Stopped(c, d) => ("stopped", Some(c.as_str()), Some(d.clone())),
+        Outcome::Paused(d) => ("paused", None, Some(d.clone())),
+    };
+    if out.is_json() {
+        out.document(&serde_json::json!({
+            "run_id": s.run_id, "exit": exit, "stop_reason": code, "detail": detail,
+            "branch": s.branch, "head": s.head, "run_dir": s.dir,
+            "manifest": s.dir.join("manifest.json"), "artifacts": s.dir.join("artifacts"),
+        }));
+    } else {
+        match &s.outcome {
+            Outcome::Done => out.mark(Mark::Ok, "done", format!("every acceptance test passes ({})", s.run_id)),
+            Outcome::Stopped(c, d) => out.mark(Mark::Fail, format!("STOPPED {c}"), d),
+            Outcome::Paused(d) => out.mark(Mark::Warn, "PAUSED", d),
+        }
+        if let Some(h) = &s.head {
+            out.line(format!("  branch     {} at {h}", s.branch));
+        }
+        let manifest = s.dir.join("manifest.json");
+        if manifest.is_file() {
+            out.line(format!("  manifest   {}", manifest.display()));
+            out.line(format!("  artifacts  {}", s.dir.join("artifacts").display()));
+        }
+        if !matches!(s.outcome, Outcome::Done) {
+            out.line(format!("  continue   orchestrate resume {} --reauthorize", s.run_id));
+        }
+    }
+    match s.outcome {
+        Outcome::Done => ExitCode::Ok,
+        Outcome::Stopped(..) | Outcome::Paused(_) => ExitCode::RunStopped,
+    }
+}
+
+/// Runs `orchestrate start`.
+pub fn run(ctx: &Context, out: &Output, args: &StartArgs) -> Result<ExitCode, StartError> {
+    let summary = run::start(StartRequest {
+        repo: ctx.repo()?,
+        state_dir: ctx.state_dir()?,
+        fr_id: args.fr.clone(),
+        allow_weaker: args.allow_weaker,
+        session: args.session.clone(),
+        report: reporter(args.json),
+    })?;
+    Ok(conclude(out, &summary))
+}

@@ -1,0 +1,441 @@
+//! The stages of a run: baseline, plan, and the iteration loop (codegen → scan and commit →
+//! tests → progress → review → budget). A stage returns `Some(outcome)` when the run ended.
+
+use agents::roles::input::{CodegenInput, CostInput, PlannerInput, ProgressInput, ReviewInput, TestRunnerInput, Usage};
+use agents::roles::progress::{acceptance_passing, failures};
+use protocol::canonical::Digest32;
+use protocol::frame::{BudgetLevel, Message, MessageKind, TestResults};
+use protocol::plan::{Severity, WorkPlan};
+use protocol::{RoleName, StopCode};
+
+use super::decide::{self, BudgetAction, Next};
+use super::engine::{git_text, Checkpoint, Engine, EngineError, IterationRecord, Outcome};
+use super::evidence;
+use super::guard;
+use super::layout;
+use crate::git::Candidate;
+
+type Stage = Result<Option<Outcome>, EngineError>;
+
+fn short(c: &str) -> &str {
+    c.get(..12).unwrap_or(c)
+}
+
+impl Engine {
+    /// The run from the start (or from a checkpoint when resuming).
+    pub(super) async fn execute(&mut self, resume: Option<Checkpoint>) -> Result<Outcome, EngineError> {
+        match resume {
+            None => {
+                self.head_tree = git_text(self.repo.root(), &["rev-parse", &format!("{}^{{tree}}", self.base)])?;
+                self.status("running", None)?;
+                if let Some(o) = self.baseline().await? {
+                    return Ok(o);
+                }
+                if let Some(o) = self.plan_stage().await? {
+                    return Ok(o);
+                }
+            }
+            Some(cp) => self.restore(cp)?,
+        }
+        self.iterate().await
+    }
+
+    fn scratch(&self, role: RoleName) -> std::path::PathBuf {
+        self.dir.volume().join("scratch").join(role.as_str())
+    }
+
+    async fn baseline(&mut self) -> Stage {
+        self.stage = "baseline";
+        let base_dir = self.dir.volume().join("base");
+        self.repo.materialise(&self.base, &base_dir)?;
+        self.say(&format!(
+            "[baseline] test-runner runs {} on the base commit {}",
+            self.policy.test_commands.join(", "),
+            short(&self.base)
+        ));
+        let input = TestRunnerInput { tree: base_dir, scratch: self.scratch(RoleName::TestRunner) };
+        let task = self.task(&input)?;
+        let reply = match self.call(RoleName::TestRunner, task, MessageKind::TestResults).await? {
+            Ok(r) => r,
+            Err(f) => return self.halt(f.code, &f.detail).await.map(Some),
+        };
+        let Message::TestResults(results) = reply.body else {
+            return self.halt(StopCode::ProtocolViolation, "test-runner sent no results").await.map(Some);
+        };
+        let zero = Digest32([0; 32]);
+        if let Err(f) = self.accept_artifact(RoleName::TestRunner, "baseline_test_results", reply.artifact.as_ref(), &results, &zero)? {
+            return self.halt(f.code, &f.detail).await.map(Some);
+        }
+        let red = failures(&results);
+        let passed = results.tests.iter().filter(|t| t.status == protocol::frame::TestStatus::Passed).count();
+        self.event("baseline", serde_json::json!({"commit": self.base, "failures": red, "passed": passed}))?;
+        if red > 0 {
+            let failed: Vec<String> = results
+                .tests
+                .iter()
+                .filter(|t| t.status == protocol::frame::TestStatus::Failed)
+                .map(|t| t.name.clone())
+                .collect();
+            let detail = format!("{red} failure(s) on the base commit {}: {}", short(&self.base), failed.join(", "));
+            return self.halt(StopCode::BaselineRed, &detail).await.map(Some);
+        }
+        self.say(&format!("[baseline] green: {passed} test(s) pass on the base commit"));
+        self.last_results = Some(results);
+        Ok(None)
+    }
+
+    async fn plan_stage(&mut self) -> Stage {
+        self.stage = "plan";
+        let mut fr = self.policy.fr.clone();
+        for attempt in 0..2u32 {
+            let b = self.policy.roles.budgets;
+            let input = PlannerInput {
+                run_id: self.run_id.clone(),
+                fr: fr.clone(),
+                limits: self.policy.limits,
+                cost_usd: self.policy.cost_usd,
+                per_request_usd: b.per_request_usd,
+                warn_pct: b.warn_pct,
+                escalate_pct: b.escalate_pct,
+                stop_pct: b.stop_pct,
+                agent_branch: self.branch(),
+                test_commands: self.policy.test_commands.clone(),
+                repo: self.dir.volume().join("base"),
+            };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::Planner, task, MessageKind::Plan).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await.map(Some),
+            };
+            let Message::Plan(msg) = reply.body else {
+                return self.halt(StopCode::ProtocolViolation, "planner sent no plan").await.map(Some);
+            };
+            let plan = msg.plan;
+            let hash = plan.hash()?;
+            if let Err(f) = self.accept_artifact(RoleName::Planner, "plan", reply.artifact.as_ref(), &plan, &hash)? {
+                return self.halt(f.code, &f.detail).await.map(Some);
+            }
+            if let Err(e) = plan.validate() {
+                return self.halt(StopCode::SecurityViolation, &format!("the planner's plan is invalid: {e}")).await.map(Some);
+            }
+            let mut narrowed = plan.clone();
+            let dropped = guard::narrow_to_scope(&mut narrowed, &self.policy.fr.paths.outputs, &self.policy.roles.protected_paths);
+            if !dropped.is_empty() {
+                self.event("plan.drift_repaired", serde_json::json!({"attempt": attempt, "dropped": dropped}))?;
+                let names: Vec<&str> = dropped.iter().map(|d| d.target.as_str()).collect();
+                self.say(&format!("[plan] drift repair: dropped targets outside the FR's scope: {}", names.join(", ")));
+                if attempt == 0 && !narrowed.targets.is_empty() {
+                    fr.paths.outputs = narrowed.targets.clone();
+                    continue;
+                }
+                return self
+                    .halt(StopCode::ScopeExceeded, "the planner kept targets outside the FR's scope after drift repair")
+                    .await
+                    .map(Some);
+            }
+            if let Some(field) = guard::looser_than(&plan, &self.policy.limits, self.policy.cost_usd) {
+                return self.halt(StopCode::SecurityViolation, &format!("plan looser than policy: {field}")).await.map(Some);
+            }
+            if plan.fr_ids != vec![self.policy.fr.id.clone()] || plan.branch.agent_branch != self.branch() {
+                return self.halt(StopCode::SecurityViolation, "plan names another FR or branch").await.map(Some);
+            }
+            let bytes = protocol::canonical::to_vec(&plan)?;
+            layout::write(&self.dir.work_plan(), &bytes)?;
+            self.store.set_run_plan_hash(&self.run_id, &hash.to_hex())?;
+            self.shared.tool_call_cap.store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
+            self.event(
+                "plan.validated",
+                serde_json::json!({
+                    "plan_id": plan.plan_id, "plan_hash": hash.to_hex(), "targets": plan.targets,
+                    "iteration_cap": plan.iteration_cap, "no_progress_cap": plan.no_progress_cap,
+                    "tool_call_cap": plan.tool_call_cap, "file_cap": plan.file_cap,
+                    "runtime_seconds": plan.runtime_seconds,
+                }),
+            )?;
+            self.say(&format!(
+                "[plan] {} hash {}: targets {}; caps: {} iterations, {} without progress, {} tool calls, {} files, {} s",
+                plan.plan_id,
+                short(&hash.to_hex()),
+                plan.targets.join(", "),
+                plan.iteration_cap,
+                plan.no_progress_cap,
+                plan.tool_call_cap,
+                plan.file_cap,
+                plan.runtime_seconds
+            ));
+            self.plan_hash = Some(hash);
+            self.plan = Some(plan);
+            return Ok(None);
+        }
+        self.halt(StopCode::ScopeExceeded, "drift repair did not converge").await.map(Some)
+    }
+
+    fn restore(&mut self, cp: Checkpoint) -> Result<(), EngineError> {
+        let path = self.dir.work_plan();
+        let bytes = std::fs::read(&path).map_err(|e| EngineError::Resume { path: path.clone(), detail: e.to_string() })?;
+        let plan: WorkPlan = serde_json::from_slice(&bytes)
+            .map_err(|e| EngineError::Resume { path: path.clone(), detail: e.to_string() })?;
+        let hash = plan.hash()?;
+        if hash.to_hex() != cp.plan_hash {
+            return Err(EngineError::Resume { path, detail: "WORK_PLAN.json does not match the run's plan hash".into() });
+        }
+        self.shared.tool_call_cap.store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
+        self.shared.tool_calls.store(cp.tool_calls, std::sync::atomic::Ordering::SeqCst);
+        self.plan_hash = Some(hash);
+        self.plan = Some(plan);
+        self.base = cp.base;
+        self.head = cp.head;
+        let tip = self.head.clone().unwrap_or_else(|| self.base.clone());
+        self.head_tree = git_text(self.repo.root(), &["rev-parse", &format!("{tip}^{{tree}}")])?;
+        self.iteration = cp.iteration;
+        self.streak = 0;
+        self.iterations = cp.iterations;
+        self.last_results = Some(cp.last_results);
+        self.set_remaining(std::time::Duration::from_secs(cp.elapsed_s));
+        Ok(())
+    }
+
+    pub(super) fn checkpoint(&mut self) -> Result<(), EngineError> {
+        let (Some(hash), Some(last)) = (self.plan_hash, self.last_results.clone()) else { return Ok(()) };
+        let cp = Checkpoint {
+            base: self.base.clone(),
+            head: self.head.clone(),
+            iteration: self.iteration,
+            plan_hash: hash.to_hex(),
+            last_results: last,
+            streak: self.streak,
+            tool_calls: self.shared.tool_calls.load(std::sync::atomic::Ordering::SeqCst),
+            elapsed_s: self.elapsed().as_secs(),
+            iterations: self.iterations.clone(),
+        };
+        layout::write_json(&self.dir.checkpoint(), &cp)?;
+        Ok(())
+    }
+
+    fn usage(&self, plan: &WorkPlan) -> Vec<Usage> {
+        let calls = self.shared.tool_calls.load(std::sync::atomic::Ordering::SeqCst).min(plan.tool_call_cap.saturating_add(1));
+        vec![
+            Usage { dimension: "wall_clock_s".into(), used: self.elapsed().as_secs_f64(), limit: plan.runtime_seconds as f64 },
+            Usage { dimension: "tool_calls".into(), used: f64::from(calls), limit: f64::from(plan.tool_call_cap) },
+            Usage { dimension: "iterations".into(), used: f64::from(self.iteration), limit: f64::from(plan.iteration_cap) },
+            Usage { dimension: "cost_usd".into(), used: 0.0, limit: plan.budget.limits.per_run_usd },
+        ]
+    }
+
+    async fn iterate(&mut self) -> Result<Outcome, EngineError> {
+        let (Some(plan), Some(plan_hash)) = (self.plan.clone(), self.plan_hash) else {
+            return self.halt(StopCode::SecurityViolation, "no validated plan").await;
+        };
+        let work = self.dir.volume().join("work");
+        if !work.exists() {
+            let tip = self.head.clone().unwrap_or_else(|| self.base.clone());
+            self.repo.materialise(&tip, &work)?;
+        }
+        let branch = self.branch();
+        loop {
+            self.iteration += 1;
+            let n = self.iteration;
+            if self.shared.stop_file.exists() {
+                return self.halt(StopCode::Human, "a person asked the run to stop (orchestrate stop)").await;
+            }
+            if n > plan.iteration_cap {
+                return self.halt(StopCode::IterationCap, &format!("iteration {n} would exceed the cap of {}", plan.iteration_cap)).await;
+            }
+            if tokio::time::Instant::now() >= self.shared.deadline {
+                return self.halt(StopCode::RuntimeExceeded, "the run's wall-clock ceiling passed").await;
+            }
+            self.stage = "codegen";
+            self.event("iteration.started", serde_json::json!({"iteration": n}))?;
+            self.say(&format!(
+                "[iteration {n}/{}] codegen: REPLAY of the recorded session {}",
+                plan.iteration_cap,
+                self.session.display()
+            ));
+            let input = CodegenInput { session: self.session.clone(), worktree: work.clone() };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::Codegen, task, MessageKind::ChangeReady).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await,
+            };
+            let summary = match reply.body {
+                Message::ChangeReady(c) => c.summary,
+                _ => String::new(),
+            };
+
+            self.stage = "scan";
+            let (tree, changes) = self.repo.candidate_changes(&self.base, &Candidate::FullTree(&work))?;
+            self.event("change.scanned", serde_json::json!({"iteration": n, "changes": changes}))?;
+            if let Err(t) = guard::check_changes(&plan, &changes) {
+                return self.halt(t.code, &t.detail).await;
+            }
+            if tree != self.head_tree {
+                let parent = self.head.clone().unwrap_or_else(|| self.base.clone());
+                let message = format!(
+                    "{}: iteration {n}: {summary}\n\nplan_id={} iteration={n}\nrun_id={}\n",
+                    self.policy.fr.id, plan.plan_id, self.run_id
+                );
+                let commit = self.repo.commit_tree(&tree, &parent, &branch, &message, self.head.as_deref())?;
+                let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+                self.event("commit", serde_json::json!({"iteration": n, "commit": commit, "branch": branch, "files": files}))?;
+                self.say(&format!("[iteration {n}] committed {} on {branch} ({})", short(&commit), files.join(", ")));
+                self.head = Some(commit);
+                self.head_tree = tree;
+            } else {
+                self.say(&format!("[iteration {n}] no change to commit"));
+            }
+            let candidate = self.head.clone().unwrap_or_else(|| self.base.clone());
+
+            self.stage = "test";
+            let tree_dir = self.dir.volume().join("candidates").join(n.to_string());
+            self.repo.materialise(&candidate, &tree_dir)?;
+            let input = TestRunnerInput { tree: tree_dir.clone(), scratch: self.scratch(RoleName::TestRunner) };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::TestRunner, task, MessageKind::TestResults).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await,
+            };
+            let Message::TestResults(results) = reply.body else {
+                return self.halt(StopCode::ProtocolViolation, "test-runner sent no results").await;
+            };
+            if let Err(f) = self.accept_artifact(RoleName::TestRunner, "test_results", reply.artifact.as_ref(), &results, &plan_hash)? {
+                return self.halt(f.code, &f.detail).await;
+            }
+            evidence::write_junit(&self.dir.evidence("junit.xml"), &results)?;
+
+            self.stage = "progress";
+            let previous = self.last_results.clone().unwrap_or_else(|| empty_results(&self.base));
+            let acceptance: Vec<_> = plan.acceptance_tests.iter().map(|t| t.test.clone()).collect();
+            let input = ProgressInput { previous: previous.clone(), current: results.clone(), acceptance: acceptance.clone() };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::ProgressEvaluator, task, MessageKind::Progress).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await,
+            };
+            let Message::Progress(progress) = reply.body else {
+                return self.halt(StopCode::ProtocolViolation, "progress-evaluator sent no verdict").await;
+            };
+            if let Err(f) = self.accept_artifact(RoleName::ProgressEvaluator, "progress", reply.artifact.as_ref(), &progress, &plan_hash)? {
+                return self.halt(f.code, &f.detail).await;
+            }
+            self.streak = decide::streak(self.streak, &progress);
+            self.event("progress", serde_json::to_value(&progress).unwrap_or_default())?;
+
+            self.stage = "review";
+            let input = ReviewInput {
+                base_tree: self.dir.volume().join("base"),
+                candidate_tree: tree_dir,
+                protected_paths: self.policy.roles.protected_paths.clone(),
+                expected_files: plan.targets.len() as u64,
+            };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::SecurityReview, task, MessageKind::Review).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await,
+            };
+            let Message::Review(review) = reply.body else {
+                return self.halt(StopCode::ProtocolViolation, "security-review sent no review").await;
+            };
+            if let Err(f) = self.accept_artifact(RoleName::SecurityReview, "review", reply.artifact.as_ref(), &review, &plan_hash)? {
+                return self.halt(f.code, &f.detail).await;
+            }
+            evidence::write_sarif(&self.dir.evidence("review.sarif"), &review)?;
+            let blocking = review.findings.iter().filter(|f| f.severity >= Severity::High).count();
+            self.event(
+                "review",
+                serde_json::json!({"iteration": n, "findings": review.findings.len(), "high_or_critical": blocking}),
+            )?;
+            if let Some(f) = review.findings.iter().find(|f| f.rule_id.contains("SECRET") && f.severity >= Severity::High) {
+                let detail = format!("{} in {} (evidence sha256 {})", f.rule_id, f.file, short(&f.evidence_sha256));
+                return self.halt(StopCode::SecretExposure, &detail).await;
+            }
+
+            self.stage = "budget";
+            let usage = self.usage(&plan);
+            let b = plan.budget;
+            let input = CostInput {
+                usage: usage.clone(),
+                spent_usd: 0.0,
+                limit_usd: b.limits.per_run_usd,
+                warn_pct: b.warn_pct,
+                escalate_pct: b.escalate_pct,
+                stop_pct: b.stop_pct,
+            };
+            let task = self.task(&input)?;
+            let reply = match self.call(RoleName::CostControl, task, MessageKind::Ledger).await? {
+                Ok(r) => r,
+                Err(f) => return self.halt(f.code, &f.detail).await,
+            };
+            let Message::Ledger(ledger) = reply.body else {
+                return self.halt(StopCode::ProtocolViolation, "cost-control sent no ledger").await;
+            };
+            if let Err(f) = self.accept_artifact(RoleName::CostControl, "ledger", reply.artifact.as_ref(), &ledger, &plan_hash)? {
+                return self.halt(f.code, &f.detail).await;
+            }
+            let top = usage
+                .iter()
+                .map(|u| (agents::roles::cost::pct(u), u.dimension.clone()))
+                .fold((0.0f64, String::new()), |a, b| if b.0 > a.0 { b } else { a });
+
+            let record = IterationRecord {
+                iteration: n,
+                commit: candidate.clone(),
+                failures: failures(&results),
+                acceptance_passing: acceptance_passing(&results, &acceptance),
+                score: progress.score,
+                progressed: progress.progressed,
+                findings: review.findings.len(),
+                budget_pct: top.0,
+            };
+            self.say(&format!(
+                "[iteration {n}] tests: failing {} -> {}, acceptance {}/{} -> {}/{}; {}; review: {} finding(s); budget {:.0} % ({})",
+                failures(&previous),
+                record.failures,
+                acceptance_passing(&previous, &acceptance),
+                acceptance.len(),
+                record.acceptance_passing,
+                acceptance.len(),
+                if progress.progressed { "progress" } else { "no progress" },
+                review.findings.len(),
+                top.0,
+                top.1
+            ));
+            self.iterations.push(record);
+            self.last_results = Some(results);
+            self.checkpoint()?;
+
+            match decide::after_iteration(&progress, self.streak, plan.no_progress_cap, n, plan.iteration_cap) {
+                Next::Done => return self.finish_done().await,
+                Next::Stop(code, detail) => return self.halt(code, &detail).await,
+                Next::Continue => {}
+            }
+            if let Some(e) = reply.budget_events.iter().max_by_key(|e| level_rank(e.level)) {
+                match decide::budget_action(e.level) {
+                    BudgetAction::Warn => {
+                        self.event("budget.warn", serde_json::json!({"dimension": top.1, "pct": e.pct}))?;
+                        self.say(&format!("[budget] warning: {} at {:.0} %", top.1, e.pct));
+                    }
+                    BudgetAction::Pause => {
+                        let detail = format!("{} at {:.0} % of its ceiling", top.1, e.pct);
+                        return self.pause(&detail).await;
+                    }
+                    BudgetAction::Stop => {
+                        let code = decide::stop_code_for_dimension(&top.1);
+                        return self.halt(code, &format!("{} at {:.0} % of its ceiling", top.1, e.pct)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn level_rank(l: BudgetLevel) -> u8 {
+    match l {
+        BudgetLevel::Warn => 1,
+        BudgetLevel::Escalate => 2,
+        BudgetLevel::Stop => 3,
+    }
+}
+
+fn empty_results(commit: &str) -> TestResults {
+    TestResults { iteration: 0, commit: commit.to_owned(), commands: vec![], tests: vec![], changed_lines_coverage_pct: None }
+}
