@@ -27,12 +27,14 @@ mod init;
 mod log;
 mod logging;
 pub mod output;
+mod review;
 mod resume;
 mod receipt;
 mod reject;
 mod rollback;
 mod policy;
 mod sandbox;
+mod scan;
 mod setup;
 mod start;
 mod status;
@@ -77,6 +79,13 @@ pub enum Command {
     Init(init::InitArgs),
     /// Inspect the audit trail.
     Audit(audit::AuditArgs),
+    /// Run the security-review rules over a path, a git range (--diff BASE..HEAD) or the staged
+    /// change (--staged, the pre-commit hook); exit 1 when a finding at or above --fail-on
+    /// (default high) exists. --sarif FILE also writes SARIF 2.1.0.
+    Scan(scan::ScanArgs),
+    /// Show a run's security review (signed artifact) grouped by severity; --sarif writes
+    /// SARIF 2.1.0; exit 1 on a high or critical finding or a signature that does not verify.
+    Review(review::ReviewArgs),
     /// Run an FR end to end: preflight, baseline, plan, iterations (codegen, tests, progress,
     /// review, budget) on agent/<FR>/<run>. Exit 0 done, 4 stopped or paused (reason printed).
     Start(start::StartArgs),
@@ -118,6 +127,8 @@ impl Command {
         match self {
             Command::Init(_) => false,
             Command::Audit(a) => a.json(),
+            Command::Scan(a) => a.json(),
+            Command::Review(a) => a.json(),
             Command::Start(a) => a.json,
             Command::Status(a) => a.json,
             Command::Log(a) => a.json,
@@ -154,6 +165,8 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
         Command::Audit(a) => finish(&out, audit::run(&ctx, &out, a)),
+        Command::Scan(a) => finish(&out, scan::run(&ctx, &out, a)),
+        Command::Review(a) => finish(&out, review::run(&ctx, &out, a)),
         Command::Start(a) => finish(&out, start::run(&ctx, &out, a)),
         Command::Status(a) => finish(&out, status::run(&ctx, &out, a)),
         Command::Log(a) => finish(&out, log::run(&ctx, &out, a)),
