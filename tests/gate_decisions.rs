@@ -365,3 +365,45 @@ fn the_receipt_is_signed_by_the_gate_and_lists_changes_checks_and_uncertainty() 
     let codegen = PublicKey::read(&f.state.join("keys/codegen/ed25519.pub")).unwrap();
     assert!(verify_signature(&env, &codegen).is_err());
 }
+
+#[test]
+fn weaker_mode_per_run_keys_and_a_weaker_manifest_are_listed_as_uncertain() {
+    let f = fixture();
+    let r = f.good_run(RUN_A);
+    f.write_run(&r);
+    // No `orchestrate setup`: role keys live in the run directory, and there is no gate key.
+    for label in fixture::LABELS {
+        let from = f.state.join("keys").join(label);
+        if label == "gate" {
+            std::fs::remove_dir_all(&from).unwrap();
+        } else {
+            let to = f.run_dir(RUN_A).join("keys").join(label);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::rename(&from, &to).unwrap();
+        }
+    }
+    std::fs::write(
+        f.run_dir(RUN_A).join("manifest.json"),
+        r#"{"containment":{"mode":"weaker","layers_live":["mount"],"layers_missing":["seccomp"]}}"#,
+    )
+    .unwrap();
+    let g = f.gate();
+    let o = g.promote(RUN_A).unwrap();
+    assert_eq!(o.decision.verdict, Verdict::Pass, "{}", details(&o));
+    assert!(o
+        .decision
+        .uncertain
+        .iter()
+        .any(|u| u.contains("per-run keys")));
+    // The gate made itself a per-run key and its decisions verify under it.
+    assert!(f.run_dir(RUN_A).join("keys/gate/ed25519.pub").is_file());
+    let receipt = gate::receipt::build(&g, RUN_A, None).unwrap();
+    let all = receipt.uncertain.join("\n");
+    for s in [
+        "per-run key",
+        "containment.mode = \"weaker\"",
+        "layers_missing = [\"seccomp\"]",
+    ] {
+        assert!(all.contains(s), "{s} in\n{all}");
+    }
+}

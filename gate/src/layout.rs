@@ -189,7 +189,9 @@ impl StateDir {
         ))
     }
 
-    /// The gate's signing key: `<state>/keys/gate/ed25519.key`, else the run's per-run key.
+    /// The gate's signing key: `<state>/keys/gate/ed25519.key` (written by `orchestrate
+    /// setup`), else the run's per-run gate key, which the gate creates on first use when there
+    /// is neither (weaker mode: receipts say so).
     pub fn gate_key(&self, run: &str) -> Result<(KeyPair, KeySource), LayoutError> {
         let (state, per_run) = self.gate_key_paths(run)?;
         for (dir, source) in [(&state, KeySource::State), (&per_run, KeySource::PerRun)] {
@@ -201,10 +203,17 @@ impl StateDir {
                 ));
             }
         }
-        Err(LayoutError::NoGateKey {
-            state: state.join("ed25519.key"),
-            per_run: per_run.join("ed25519.key"),
-        })
+        std::fs::create_dir_all(&per_run).map_err(|source| LayoutError::Write {
+            path: per_run.clone(),
+            source,
+        })?;
+        let key = KeyPair::generate();
+        key.write_private(&per_run.join("ed25519.key"))
+            .map_err(LayoutError::Key)?;
+        key.public()
+            .write(&per_run.join("ed25519.pub"))
+            .map_err(LayoutError::Key)?;
+        Ok((key, KeySource::PerRun))
     }
 
     /// The gate's public key, from the same place as [`StateDir::gate_key`].

@@ -266,7 +266,8 @@ fn find_weaker(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
                     serde_json::Value::Object(o) => !o.is_empty(),
                     _ => false,
                 };
-                if named && set {
+                let says_weaker = matches!(val, serde_json::Value::String(s) if s == "weaker");
+                if (named && set) || says_weaker {
                     out.push(format!("{p} = {val}"));
                 } else {
                     find_weaker(val, &p, out);
