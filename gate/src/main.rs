@@ -148,7 +148,50 @@ fn report(
     Ok(ExitCode::from(if verdict == Verdict::Pass { 0 } else { 1 }))
 }
 
+/// Installed set-user-id to the gate's user, the gate runs with the caller's real uid and the
+/// gate's effective uid: then the caller also chose `--state`, so that directory, its `keys/`
+/// and `integration.git` must belong to root or the gate and be writable by nobody else —
+/// otherwise a caller could point the gate at keys of their own making (or at a symlink to the
+/// real integration repository) and have it sign and promote.
+fn trusted_state(state: &std::path::Path) -> Result<(), (u8, String)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (ruid, euid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+    );
+    if ruid == euid {
+        return Ok(());
+    }
+    for p in [
+        state.to_path_buf(),
+        state.join("keys"),
+        state.join("keys/gate"),
+        state.join("integration.git"),
+    ] {
+        let meta = std::fs::symlink_metadata(&p)
+            .map_err(|e| (2, format!("set-uid gate: {}: {e}", p.display())))?;
+        let owner_ok = meta.uid() == 0 || meta.uid() == euid;
+        if meta.file_type().is_symlink() || !owner_ok || meta.mode() & 0o022 != 0 {
+            return Err((
+                2,
+                format!(
+                    "set-uid gate: {} must be a directory owned by root or the gate and \
+                     writable by nobody else",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run(cmd: Cmd) -> Result<ExitCode, (u8, String)> {
+    let state = match &cmd {
+        Cmd::Init { state, .. } | Cmd::Promote(RunArgs { state, .. }) => state,
+        Cmd::Approve(a) | Cmd::Rollback(a) => &a.state,
+        Cmd::Reject { run, .. } | Cmd::Receipt { run, .. } => &run.state,
+    };
+    trusted_state(state)?;
     match cmd {
         Cmd::Init {
             state,

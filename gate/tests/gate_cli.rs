@@ -116,3 +116,57 @@ fn the_approver_is_the_real_uid_whatever_the_environment_says() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(f.integration_ref("refs/heads/main"), r.tip);
 }
+
+#[test]
+fn installed_set_uid_the_gate_refuses_a_state_directory_the_caller_controls() {
+    if !is_root() {
+        eprintln!("SKIP: needs root to install a set-uid copy and switch uid");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = fixture::Fixture::new();
+    let r = f.good_run(RUN);
+    f.write_run(&r);
+    for d in [f.dir.path(), f.state.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The gate binary, set-uid to 65534 (standing in for the gate's user).
+    let install = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(install.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let suid = install.path().join("orchestrate-gate");
+    std::fs::copy(BIN, &suid).unwrap();
+    std::os::unix::fs::chown(&suid, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let caller = 4321;
+    let run_as = |state: &std::path::Path| {
+        Command::new(&suid)
+            .args(["receipt", "--state", state.to_str().unwrap(), "--run", RUN])
+            .uid(caller)
+            .gid(caller)
+            .output()
+            .unwrap()
+    };
+    // Positive control: the state belongs to root, writable by nobody else: accepted.
+    let ok = run_as(&f.state);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // A state directory the caller owns (keys of their own making): refused, exit 2.
+    let evil = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(evil.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let evil_state = evil.path().join("state");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&f.state)
+        .arg(&evil_state)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::os::unix::fs::chown(&evil_state, Some(caller), Some(caller)).unwrap();
+    let refused = run_as(&evil_state);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("set-uid gate"));
+}
