@@ -407,3 +407,43 @@ fn weaker_mode_per_run_keys_and_a_weaker_manifest_are_listed_as_uncertain() {
         assert!(all.contains(s), "{s} in\n{all}");
     }
 }
+
+#[test]
+fn a_formatting_only_change_goes_to_main_only_when_the_policy_says_so() {
+    let me = Caller::current().user.unwrap_or_else(|| "root".into());
+    let roles = fixture::ROLES.replace("approvers: [root]", &format!("approvers: [{me}]"));
+    let f = Fixture::with_seed(
+        &roles,
+        &[("orchestrate-gate.yaml", "auto_promote_formatting: true\n")],
+    );
+    let msg = format!("fmt\n\nplan_id=plan-{RUN_A} iteration=1");
+    let spaced = "pub fn add(a: u32, b: u32) -> u32  {  a }\n";
+    let r = f.agent_commit(RUN_A, &f.base.clone(), &[("src/lib.rs", spaced)], &msg);
+    f.write_run(&r);
+    let out = f.gate().promote_run(RUN_A).unwrap();
+    assert_eq!(out.len(), 2, "staging, then main");
+    assert_eq!(
+        out[1].decision.verdict,
+        Verdict::Pass,
+        "{}",
+        details(&out[1])
+    );
+    assert!(out[1].decision.actor.is_none(), "no human");
+    assert_eq!(f.integration_ref("refs/heads/main"), r.tip);
+
+    // Twin: a real change under the same policy stops at staging.
+    let b = f.agent_commit(
+        RUN_B,
+        &r.tip,
+        &[(
+            "src/lib.rs",
+            "pub fn add(a: u32, b: u32) -> u32 { a + b }\n",
+        )],
+        &format!("fix\n\nplan_id=plan-{RUN_B} iteration=1"),
+    );
+    f.write_run(&b);
+    let out = f.gate().promote_run(RUN_B).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(f.integration_ref("refs/heads/staging"), b.tip);
+    assert_eq!(f.integration_ref("refs/heads/main"), r.tip);
+}

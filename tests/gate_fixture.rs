@@ -65,6 +65,11 @@ impl Fixture {
     }
 
     pub fn with_roles(roles: &str) -> Self {
+        Self::with_seed(roles, &[])
+    }
+
+    /// roles.yaml and `extra` files committed on the seed's main.
+    pub fn with_seed(roles: &str, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let repo = dir.path().join("repo");
@@ -72,6 +77,9 @@ impl Fixture {
         std::fs::create_dir_all(&state).unwrap();
         git(&repo, &["init", "-q", "--initial-branch=main"]);
         std::fs::write(repo.join("roles.yaml"), roles).unwrap();
+        for (path, content) in extra {
+            std::fs::write(repo.join(path), content).unwrap();
+        }
         std::fs::write(
             repo.join("src/lib.rs"),
             "pub fn add(a: u32, b: u32) -> u32 { a }\n",

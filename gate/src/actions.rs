@@ -226,6 +226,25 @@ impl Gate {
         self.promote_as(run, None)
     }
 
+    /// [`Gate::promote`], then — only when `orchestrate-gate.yaml` sets
+    /// `auto_promote_formatting` and the change is whitespace-only with a review without
+    /// findings — staging → main without a human, as its own decision.
+    pub fn promote_run(&self, run: &str) -> Result<Vec<Outcome>, ActionError> {
+        let (git, inputs) = self.gather_promotion(run, None)?;
+        let staged = self.record(&git, run, decide(&inputs))?;
+        let auto = inputs.policy.auto_promote_formatting && inputs.git.whitespace_only;
+        let Some(moved) = staged.moved.clone().filter(|_| auto) else {
+            return Ok(vec![staged]);
+        };
+        let history = self.state.decisions(run)?;
+        let policy = policy::load(&git, self.state.root())?;
+        let main = Self::resolve(&git, MAIN)?;
+        let facts = Self::facts(&git, MAIN, &main, &moved.to)?;
+        let inputs = self.inputs(run, Action::ApproveMain, &policy, facts, None, &history)?;
+        let to_main = self.record(&git, run, decide(&inputs))?;
+        Ok(vec![staged, to_main])
+    }
+
     /// Everything a staging promotion of `run` would decide on (fetches the agent bundle into
     /// the integration repository, moves nothing). Deciding is then `decide(&inputs)`.
     pub fn promotion_inputs(&self, run: &str) -> Result<GateInputs, ActionError> {

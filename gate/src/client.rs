@@ -20,7 +20,8 @@ pub struct GateReport {
     pub run_id: String,
     /// What was asked.
     pub action: Action,
-    /// The verdict of the last decision written (Fail when none was).
+    /// The verdict of the last decision written (Fail when none was). `promote` writes two
+    /// decisions when the policy auto-promotes a formatting-only change to main.
     pub verdict: Verdict,
     /// Every decision written, in order.
     pub outcomes: Vec<Outcome>,

@@ -55,7 +55,10 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     checks.push(checks_git::fast_forward(inputs));
     checks.push(checks_git::not_rejected(inputs));
     if inputs.action == Action::ApproveMain {
-        checks.push(checks_git::approval(inputs));
+        checks.push(match &inputs.approval {
+            Some(_) => checks_git::approval(inputs),
+            None => auto_formatting(inputs, opened.review.as_ref()),
+        });
     }
     for c in &checks {
         if c.status == CheckStatus::Uncertain {
@@ -434,6 +437,32 @@ fn budget(plan: Option<&WorkPlan>, ledger: Option<&Opened<Ledger>>) -> Check {
     c.with("limit_usd", format!("{limit}"));
     if l.body.spent_usd.is_nan() || l.body.spent_usd > limit {
         c.fail(format!("spent {} USD, limit {limit} USD", l.body.spent_usd));
+    }
+    c
+}
+
+/// staging → main without a human: only when the policy allows it for formatting-only changes,
+/// the change is whitespace only (git's own comparison) and the review found nothing at all.
+fn auto_formatting(inputs: &GateInputs, review: Option<&Opened<Review>>) -> Check {
+    let mut c = Check::new("auto_promote_formatting");
+    c.with("whitespace_only", inputs.git.whitespace_only.to_string());
+    if !inputs.policy.auto_promote_formatting {
+        c.fail("no human approval, and the policy does not auto-promote formatting changes");
+    }
+    if !inputs.git.whitespace_only {
+        c.fail("the change is not whitespace-only");
+    }
+    match review {
+        Some(r) if r.body.findings.is_empty() => {}
+        Some(r) => {
+            c.fail(format!(
+                "the review has {} finding(s)",
+                r.body.findings.len()
+            ));
+        }
+        None => {
+            c.fail("needs a verified review");
+        }
     }
     c
 }

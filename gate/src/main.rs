@@ -220,8 +220,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, (u8, String)> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Promote(a) => {
-            let o = Gate::new(&a.state).promote(&a.run).map_err(fail)?;
-            report(&a.run, Action::PromoteStaging, vec![o])
+            let o = Gate::new(&a.state).promote_run(&a.run).map_err(fail)?;
+            report(&a.run, Action::PromoteStaging, o)
         }
         Cmd::Approve(a) => {
             let o = Gate::new(&a.state)
