@@ -113,6 +113,28 @@ pub fn invoke(bin: &Path, args: &[&str]) -> Result<GateReport, ClientError> {
     }
 }
 
+/// The audit event for one decision the gate wrote: kind `gate.<action>` and its body (verdict,
+/// decision file and SHA-256, ref movement, actor, reason, failed checks). The orchestrator
+/// appends one per outcome, so the audit trail cites every signed decision.
+pub fn audit_event(o: &Outcome) -> (String, serde_json::Value) {
+    let d = &o.decision;
+    (
+        format!("gate.{}", d.action.as_str()),
+        serde_json::json!({
+            "verdict": d.verdict,
+            "decision_file": o.file,
+            "decision_sha256": o.sha256,
+            "target_ref": d.target_ref,
+            "from": d.from,
+            "to": d.to,
+            "moved": o.moved,
+            "actor": d.actor,
+            "reason": d.reason,
+            "failed_checks": d.failed(),
+        }),
+    )
+}
+
 /// `orchestrate-gate promote --state STATE --run RUN`: what the run engine calls after review.
 pub fn promote(state: &Path, run: &str) -> Result<GateReport, ClientError> {
     let bin = locate()?;
