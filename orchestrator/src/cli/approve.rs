@@ -128,22 +128,8 @@ pub(super) fn record(state: &Path, report: &GateReport) -> Result<(), GateCmdErr
         .outcomes
         .iter()
         .map(|o| {
-            Event::for_run(
-                report.run_id.clone(),
-                format!("gate.{}", o.decision.action.as_str()),
-                serde_json::json!({
-                    "verdict": o.decision.verdict,
-                    "decision_file": o.file,
-                    "decision_sha256": o.sha256,
-                    "target_ref": o.decision.target_ref,
-                    "from": o.decision.from,
-                    "to": o.decision.to,
-                    "moved": o.moved,
-                    "actor": o.decision.actor,
-                    "reason": o.decision.reason,
-                    "failed_checks": o.decision.failed(),
-                }),
-            )
+            let (kind, body) = gate::client::audit_event(o);
+            Event::for_run(report.run_id.clone(), kind, body)
         })
         .collect();
     store.append_batch(&events).map_err(GateCmdError::Audit)?;
