@@ -447,3 +447,35 @@ fn a_formatting_only_change_goes_to_main_only_when_the_policy_says_so() {
     assert_eq!(f.integration_ref("refs/heads/staging"), b.tip);
     assert_eq!(f.integration_ref("refs/heads/main"), r.tip);
 }
+
+#[test]
+fn a_run_from_a_base_the_gate_never_saw_is_refused_before_deciding() {
+    let f = fixture();
+    // The engineer committed locally; the run starts there, not from the integration main.
+    let local = f.agent_commit(
+        "local",
+        &f.base.clone(),
+        &[("README", "local\n")],
+        "local work",
+    );
+    let r = f.agent_commit(
+        RUN_A,
+        &local.tip,
+        &[(
+            "src/lib.rs",
+            "pub fn add(a: u32, b: u32) -> u32 { a + b }\n",
+        )],
+        &format!("fix\n\nplan_id=plan-{RUN_A} iteration=1"),
+    );
+    let r = fixture::Run {
+        base: local.tip.clone(),
+        ..r
+    };
+    f.write_run(&r);
+    let err = f.gate().promote(RUN_A).unwrap_err();
+    assert!(
+        matches!(err, gate::ActionError::BaseNotIntegrated { .. }),
+        "{err}"
+    );
+    assert_eq!(f.integration_ref("refs/heads/staging"), f.base);
+}

@@ -51,6 +51,19 @@ pub enum ActionError {
         /// The bundle.
         path: PathBuf,
     },
+    /// The bundle needs commits the integration repository does not have: the run started from
+    /// a commit that never went through the gate.
+    #[error(
+        "run {run}: the integration repository lacks the run's base commit (the bundle's \
+         prerequisite): start runs from a commit on orchestrate/main or orchestrate/staging \
+         (`orchestrate approve --update-local` syncs the clone): {detail}"
+    )]
+    BaseNotIntegrated {
+        /// The run.
+        run: String,
+        /// git's message.
+        detail: String,
+    },
     /// A protected ref is missing from the integration repository.
     #[error("integration repository has no {0}")]
     NoRef(&'static str),
@@ -154,6 +167,13 @@ impl Gate {
             });
         }
         let b = bundle.to_string_lossy().into_owned();
+        if let Err(GitError::Failed { stderr, .. }) = git.run(&["bundle", "verify", "--quiet", &b])
+        {
+            return Err(ActionError::BaseNotIntegrated {
+                run: run.to_owned(),
+                detail: stderr,
+            });
+        }
         let heads = git.run(&["bundle", "list-heads", &b])?;
         let suffix = format!("/{run}");
         let head = String::from_utf8_lossy(&heads)

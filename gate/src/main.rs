@@ -98,6 +98,7 @@ fn fail(e: ActionError) -> (u8, String) {
         ActionError::Layout(LayoutError::BadRunId(_) | LayoutError::NoRun(_))
         | ActionError::NoBundle { .. }
         | ActionError::NoAgentBranch { .. }
+        | ActionError::BaseNotIntegrated { .. }
         | ActionError::NotPromoted(_)
         | ActionError::NothingToRollBack(_)
         | ActionError::NoIntegration(_)
