@@ -479,3 +479,72 @@ fn a_run_from_a_base_the_gate_never_saw_is_refused_before_deciding() {
     );
     assert_eq!(f.integration_ref("refs/heads/staging"), f.base);
 }
+
+#[test]
+fn each_threshold_check_fails_on_its_own_evidence() {
+    use protocol::artifact::Signer as S;
+    use serde_json::json;
+    let f = fixture();
+    let r = f.good_run(RUN_A);
+    let tests = |cov: f64, status: &str| {
+        json!({"iteration": 1, "commit": r.tip,
+            "commands": [{"command": "cargo test", "exit_code": 0, "duration_ms": 10,
+                          "output_sha256": "00".repeat(32)}],
+            "tests": [{"name": "adds", "command": "cargo test", "status": status}],
+            "changed_lines_coverage_pct": cov})
+    };
+    let finding = json!({"rule_id": "secret.aws-key", "severity": "high", "file": "src/lib.rs",
+        "line": 1, "message": "an AWS key", "evidence_sha256": "ab".repeat(32)});
+    let cases: Vec<(&str, &str, S, serde_json::Value, &str)> = vec![
+        (
+            "test_results",
+            "test-runner",
+            S::TestRunner,
+            tests(50.0, "passed"),
+            "coverage",
+        ),
+        (
+            "test_results",
+            "test-runner",
+            S::TestRunner,
+            tests(100.0, "failed"),
+            "acceptance_tests",
+        ),
+        (
+            "review",
+            "security-review",
+            S::SecurityReview,
+            json!({"iteration": 1, "commit": r.tip, "findings": [finding]}),
+            "review_findings",
+        ),
+        (
+            "progress",
+            "progress-evaluator",
+            S::ProgressEvaluator,
+            json!({"iteration": 1, "progressed": true, "score": 0.5, "done": false, "reason": "not yet"}),
+            "progress_done",
+        ),
+        (
+            "ledger",
+            "cost-control",
+            S::CostControl,
+            json!({"requests": 9, "tokens_in": 1, "tokens_out": 1, "spent_usd": 6.0, "limit_usd": 10.0}),
+            "budget",
+        ),
+    ];
+    let h = r.plan.hash().unwrap();
+    for (kind, label, signer, body, check) in cases {
+        f.write_run(&r);
+        let bytes = f.sign(label, signer, RUN_A, kind, &h, (&r.tip, &body));
+        std::fs::write(f.artifact(RUN_A, kind), bytes).unwrap();
+        let d = gate::decide(&f.gate().promotion_inputs(RUN_A).unwrap());
+        let failed: Vec<&str> = d.failed();
+        assert_eq!(failed, vec![check], "{kind}: {:?}", d.checks);
+    }
+    // A missing review.
+    f.write_run(&r);
+    std::fs::remove_file(f.artifact(RUN_A, "review")).unwrap();
+    let d = gate::decide(&f.gate().promotion_inputs(RUN_A).unwrap());
+    assert!(d.failed().contains(&"artifacts_present"), "{:?}", d.checks);
+    assert_eq!(d.verdict, Verdict::Fail);
+}
