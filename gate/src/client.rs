@@ -141,3 +141,17 @@ pub fn promote(state: &Path, run: &str) -> Result<GateReport, ClientError> {
     let s = state.to_string_lossy();
     invoke(&bin, &["promote", "--state", &s, "--run", run])
 }
+
+/// `orchestrate-gate init --state STATE --seed REPO --rev REV`: creates the integration
+/// repository from the engineer's repository at the run's base commit if it does not exist yet
+/// (a no-op otherwise). The run engine calls it once before the first promotion.
+pub fn init(state: &Path, seed: &Path, rev: &str) -> Result<(), ClientError> {
+    let bin = locate()?;
+    let s = state.to_string_lossy();
+    let r = seed.to_string_lossy();
+    let (code, _, stderr) = run_raw(&bin, &["init", "--state", &s, "--seed", &r, "--rev", rev])?;
+    match code {
+        Some(0) => Ok(()),
+        _ => Err(ClientError::Refused { code, stderr }),
+    }
+}
