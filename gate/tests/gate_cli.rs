@@ -37,9 +37,9 @@ fn promote_prints_a_report_and_exits_by_verdict_and_an_unknown_run_is_invalid_in
     let r = f.good_run(RUN);
     f.write_run(&r);
     let state = f.state.to_str().unwrap();
-    let (code, out, err) = gate(&["promote", "--state", state, "--run", RUN]);
-    assert_eq!(code, 0, "{err}");
-    let report: GateReport = serde_json::from_str(out.trim()).unwrap();
+    // What the run engine calls: init (a no-op here: the repository exists), then promote.
+    gate::client::init(&f.state, &f.repo, "HEAD").unwrap();
+    let report = gate::client::promote(&f.state, RUN).unwrap();
     assert_eq!(report.verdict, Verdict::Pass);
     assert_eq!(report.outcomes[0].moved.as_ref().unwrap().to, r.tip);
     // Again: nothing to promote, a failing decision, exit 1.
