@@ -160,6 +160,17 @@ fn audit_verify_reports_each_kind_of_tampering() {
 }
 
 #[test]
+fn audit_head_exports_what_verify_expects() {
+    let (state, head) = state_with(7);
+    let dir = state.path().to_str().unwrap();
+    let o = run(state.path(), &["--state-dir", dir, "audit", "head"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), head);
+    let j: Value = serde_json::from_slice(&run(state.path(), &["--state-dir", dir, "audit", "head", "--json"]).stdout).unwrap();
+    assert_eq!(j["seq"], 7);
+}
+
+#[test]
 fn audit_verify_without_a_database_is_an_error_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(dir.path(), &["--state-dir", dir.path().to_str().unwrap(), "audit", "verify"]);

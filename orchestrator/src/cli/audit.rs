@@ -20,6 +20,16 @@ enum AuditCommand {
     /// Recompute the hash chain of the audit trail; exit 1 naming the first bad row if it was
     /// edited, reordered, cut in the middle or (against --expect-head) truncated.
     Verify(VerifyArgs),
+    /// Print the chain head as SEQ:HASH (without verifying), to keep elsewhere and later pass to
+    /// `audit verify --expect-head`.
+    Head(HeadArgs),
+}
+
+#[derive(Debug, Args)]
+struct HeadArgs {
+    /// Print one JSON document (`{"seq": N, "hash": "..."}`) instead of SEQ:HASH.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +71,7 @@ impl AuditArgs {
     pub fn json(&self) -> bool {
         match &self.command {
             AuditCommand::Verify(v) => v.json,
+            AuditCommand::Head(h) => h.json,
         }
     }
 }
@@ -69,6 +80,7 @@ impl AuditArgs {
 pub fn run(ctx: &Context, out: &Output, args: &AuditArgs) -> Result<ExitCode, AuditError> {
     match &args.command {
         AuditCommand::Verify(v) => verify(ctx, out, v),
+        AuditCommand::Head(_) => head(ctx, out),
     }
 }
 
@@ -78,6 +90,14 @@ struct VerifyDoc<'a> {
     database: String,
     #[serde(flatten)]
     report: &'a crate::state::VerifyReport,
+}
+
+fn head(ctx: &Context, out: &Output) -> Result<ExitCode, AuditError> {
+    let store = Store::open_existing(&ctx.state_dir()?).map_err(AuditError::Open)?;
+    let head = store.head().map_err(AuditError::Open)?;
+    out.document(&head);
+    out.line(head);
+    Ok(ExitCode::Ok)
 }
 
 fn verify(ctx: &Context, out: &Output, args: &VerifyArgs) -> Result<ExitCode, AuditError> {
