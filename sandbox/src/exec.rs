@@ -53,6 +53,11 @@ pub struct ExecRequest {
     /// Where the memory and pids controllers are (`probe::host_cgroup()`).
     pub cgroup: CgroupHost,
     pub argv: Vec<String>,
+    /// Fds the role receives at these numbers (e.g. `[3]` for the frame socket); the caller
+    /// hands the matching fds to `launch::spawn` in the same order.
+    pub pass_fds: Vec<i32>,
+    /// Variables set for the role besides the allowlist (e.g. `ORCHESTRATE_FRAME_FD=3`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,8 @@ pub enum ExecError {
     Placeholder { role: String, value: String },
     #[error("identity: OS user {user:?} for role {role} does not exist (run `orchestrate setup`, or --allow-weaker)")]
     NoUser { role: String, user: String },
+    #[error("identity: not root, so role {role} cannot run as its own OS user (run as root, or --allow-weaker)")]
+    NotRoot { role: String },
     #[error("volume: {0}")]
     Volume(#[from] VolumeError),
     #[error("plan: {0}")]
@@ -147,6 +154,11 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
     let identity = if !enabled.contains(&Layer::Identity) {
         None
     } else if unprivileged {
+        if req.sandbox.require.contains(&Layer::Identity) && !req.allow_weaker {
+            return Err(ExecError::NotRoot {
+                role: role.name.clone(),
+            });
+        }
         enabled.remove(&Layer::Identity);
         dropped.push(LayerReport {
             layer: Layer::Identity,
@@ -200,6 +212,7 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
         .env_allow
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+        .chain(req.extra_env.iter().cloned())
         .collect();
     let input = PolicyInput {
         role: role.name.clone(),
@@ -219,7 +232,7 @@ pub fn prepare(req: &ExecRequest) -> Result<(Plan, Vec<LayerReport>), ExecError>
         cwd: req.repo.clone(),
         argv: req.argv.clone(),
         path_prepend: req.toolchain.iter().map(|t| t.join("bin")).collect(),
-        pass_fds: Vec::new(),
+        pass_fds: req.pass_fds.clone(),
     };
     let host = HostPaths {
         jail_root: vol.jail_root(),

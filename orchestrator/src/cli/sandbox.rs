@@ -139,7 +139,7 @@ impl Failure for SandboxError {
             SandboxError::Context(e) => e.exit_code(),
             SandboxError::LayerFailed { .. } => ExitCode::NoContainment,
             SandboxError::Exec(e) => match e {
-                ExecError::NoUser { .. } => ExitCode::NoContainment,
+                ExecError::NoUser { .. } | ExecError::NotRoot { .. } => ExitCode::NoContainment,
                 ExecError::Plan(PlanError::RequiredLayerOff { .. })
                 | ExecError::Plan(PlanError::IdentityUnprivileged) => ExitCode::NoContainment,
                 ExecError::Plan(_) | ExecError::Placeholder { .. } => ExitCode::Usage,
@@ -296,6 +296,8 @@ fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxE
         enabled,
         cgroup: sandbox::probe::host_cgroup(),
         argv: args.argv.clone(),
+        pass_fds: Vec::new(),
+        extra_env: Vec::new(),
     };
     let launcher = Launcher::this_exe(&["sandbox", "__jail"]).map_err(ExecError::from)?;
     let report = exec::exec(&req, &launcher)?;

@@ -20,6 +20,9 @@ use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
 pub const PLAN_FD: RawFd = 3;
 pub const REPORT_FD: RawFd = 4;
 pub const PASS_FD_BASE: RawFd = 5;
+/// Sent to the helper by [`super::launch::Running::kill_all`]: kill every process of the launch
+/// now (as the wall clock does), then clean up and report.
+pub const KILL_ALL: libc::c_int = libc::SIGUSR1;
 
 /// Entry point of the helper process; returns the exit code to pass through.
 pub fn jail_main() -> i32 {
@@ -184,13 +187,13 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
             None
         }
     };
-    let mut signals = vec![libc::SIGCHLD];
+    let mut signals = vec![libc::SIGCHLD, KILL_ALL];
     signals.extend(FORWARDED);
     let set = match sys::sigset(&signals) {
         Ok(set) => set,
         Err(e) => return s.fail(format!("sigset: {e}")),
     };
-    for sig in FORWARDED {
+    for sig in FORWARDED.into_iter().chain([KILL_ALL]) {
         if let Err(e) = sys::set_noop_handler(sig) {
             return s.fail(format!("signal handler {sig}: {e}"));
         }
@@ -314,6 +317,10 @@ fn wait_with_deadline(
             }
             Ok(Some(sig)) if FORWARDED.contains(&sig) => {
                 let _ = sys::kill(pid, sig);
+            }
+            Ok(Some(KILL_ALL)) => {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                let _ = sys::kill(-pid, libc::SIGKILL);
             }
             Ok(Some(_)) => {}
             Err(_) => {

@@ -130,6 +130,15 @@ impl Running {
         self.child.id()
     }
 
+    /// Kills every process of the launch (the pid namespace's init, so the whole namespace; the
+    /// process group and the cgroup when those are the bound), then the helper cleans up and
+    /// reports; call [`Running::wait`] for the report.
+    pub fn kill_all(&self) -> std::io::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        sys::kill(pid, super::jail::KILL_ALL)
+    }
+
     /// Waits for the command and returns the report.
     pub fn wait(mut self) -> Result<LaunchReport, LaunchError> {
         let mut text = Vec::new();

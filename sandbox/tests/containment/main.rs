@@ -533,3 +533,92 @@ fn a_file_past_fsize_fails_with_efbig() {
         &[(&[], "EFBIG"), (&[Rlimits], "OK")],
     );
 }
+
+#[test]
+fn the_run_engine_api_passes_the_frame_socket_as_fd_3_and_kills_the_whole_launch() {
+    if skip_unless_root() {
+        return;
+    }
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let c = Case::new("n");
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut role = c.codegen();
+    role.limits.wall_seconds = 60;
+    let spawn = |argv: &[&str]| {
+        let req = request(
+            &c.fx,
+            &role,
+            Some(c.id()),
+            &[],
+            argv,
+            vec![3],
+            vec![("ORCHESTRATE_FRAME_FD".to_owned(), "3".to_owned())],
+        );
+        let (plan, _) = orchestrate_sandbox::exec::prepare(&req).unwrap();
+        orchestrate_sandbox::linux::launch::spawn(
+            &launcher(),
+            &plan,
+            orchestrate_sandbox::linux::launch::Stdio3::piped(),
+            &[theirs.as_fd()],
+        )
+        .unwrap()
+    };
+    // fd 3 inside is our socket's peer, and the env says so.
+    let mut running = spawn(&[&c.fx.probe, "fd-write", "3", "frame"]);
+    let mut out = String::new();
+    running
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let report = running.wait().unwrap();
+    assert_eq!(out.trim(), "OK", "{report:?}");
+    let mut buf = [0u8; 5];
+    ours.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"frame");
+    let r = run(
+        &c.fx,
+        &c.codegen(),
+        Some(c.id()),
+        &[],
+        &[&c.fx.probe, "fd-write", "3", "x"],
+    );
+    assert_eq!(r.answer(), "EBADF", "without pass_fds there is no fd 3");
+    // kill_all ends a long command at once, and the report says it was killed.
+    let running = spawn(&[&c.fx.probe, "sleep", "60"]);
+    assert!(running.pid() > 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    running.kill_all().unwrap();
+    let report = running.wait().unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        report.exit,
+        Some(orchestrate_sandbox::report::Exit::Signal(libc::SIGKILL)),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn the_wall_clock_kills_the_whole_launch() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Case::new("o");
+    let mut role = c.codegen();
+    role.limits.wall_seconds = 1;
+    let t = std::time::Instant::now();
+    let r = run(
+        &c.fx,
+        &role,
+        Some(c.id()),
+        &[],
+        &[&c.fx.probe, "sleep", "30"],
+    );
+    assert!(r.report.wall_killed, "{:?}", r.report);
+    assert_eq!(r.report.exit_code(), 124);
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}

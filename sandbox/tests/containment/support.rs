@@ -173,6 +173,62 @@ pub fn role(name: &str, user: &str, writes_repo: bool) -> RoleSpec {
     }
 }
 
+/// The jail helper binary of this build.
+pub fn launcher() -> Launcher {
+    Launcher {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_orchestrate-jail")),
+        args: vec![],
+    }
+}
+
+/// The request `run` makes: every layer on except `off` (which needs and sets allow_weaker).
+pub fn request(
+    fx: &Fixture,
+    role: &RoleSpec,
+    id: Option<Identity>,
+    off: &[Layer],
+    argv: &[&str],
+    pass_fds: Vec<i32>,
+    extra_env: Vec<(String, String)>,
+) -> ExecRequest {
+    let enabled: BTreeSet<Layer> = Layer::ALL
+        .into_iter()
+        .filter(|l| !off.contains(l))
+        .collect();
+    ExecRequest {
+        role: role.clone(),
+        sandbox: SandboxSpec {
+            require: Layer::ALL.into_iter().collect(),
+            system_read: [
+                "/usr",
+                "/bin",
+                "/sbin",
+                "/lib",
+                "/lib64",
+                "/etc/alternatives",
+                "/etc/ld.so.cache",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .chain([fx.bin.clone()])
+            .collect(),
+            env_allow: vec![],
+        },
+        repo: fx.repo.clone(),
+        volume: fx.volume.clone(),
+        toolchain: vec![],
+        gateway_socket: None,
+        // Switching a required layer off is only allowed in the weaker mode, and reported.
+        allow_weaker: !off.is_empty(),
+        identity: id,
+        enabled,
+        cgroup: orchestrate_sandbox::probe::host_cgroup(),
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        pass_fds,
+        extra_env,
+    }
+}
+
 pub struct Run {
     pub report: LaunchReport,
     pub stdout: String,
@@ -211,45 +267,10 @@ pub fn run_env(
     argv: &[&str],
     env_allow: &[&str],
 ) -> Run {
-    let enabled: BTreeSet<Layer> = Layer::ALL
-        .into_iter()
-        .filter(|l| !off.contains(l))
-        .collect();
-    let req = ExecRequest {
-        role: role.clone(),
-        sandbox: SandboxSpec {
-            require: Layer::ALL.into_iter().collect(),
-            system_read: [
-                "/usr",
-                "/bin",
-                "/sbin",
-                "/lib",
-                "/lib64",
-                "/etc/alternatives",
-                "/etc/ld.so.cache",
-            ]
-            .iter()
-            .map(PathBuf::from)
-            .chain([fx.bin.clone()])
-            .collect(),
-            env_allow: env_allow.iter().map(|s| (*s).to_owned()).collect(),
-        },
-        repo: fx.repo.clone(),
-        volume: fx.volume.clone(),
-        toolchain: vec![],
-        gateway_socket: None,
-        // Switching a required layer off is only allowed in the weaker mode, and reported.
-        allow_weaker: !off.is_empty(),
-        identity: id,
-        enabled,
-        cgroup: orchestrate_sandbox::probe::host_cgroup(),
-        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
-    };
+    let mut req = request(fx, role, id, off, argv, vec![], vec![]);
+    req.sandbox.env_allow = env_allow.iter().map(|s| (*s).to_owned()).collect();
     let (plan, _dropped) = prepare(&req).unwrap();
-    let launcher = Launcher {
-        program: PathBuf::from(env!("CARGO_BIN_EXE_orchestrate-jail")),
-        args: vec![],
-    };
+    let launcher = launcher();
     let (report, out, err) = launch::run_captured(&launcher, &plan).unwrap();
     for l in off {
         assert!(

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Launch latency of one contained role process, side by side in ONE hyperfine run:
+#   1. orchestrate sandbox exec --role codegen -- /bin/true   (every layer: identity, mount, pid,
+#      ipc, uts, network, Landlock, seccomp, rlimits, cgroups, env)
+#   2. plain fork+exec of /bin/true                           (hyperfine -N: no shell)
+#   3. bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true
+# Prints median and p95 of each; the raw figures go to bench/out/launch.json.
+# Needs root (per-role users, cgroups). Idempotent: installs hyperfine/bubblewrap only if missing,
+# creates the role user orch-codegen only if missing (and then removes it again on exit).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+runs=${RUNS:-300}
+out="$here/out"
+mkdir -p "$out"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/launch.sh: run as root (the codegen role runs as its own OS user)" >&2
+  exit 3
+fi
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+(cd "$repo" && cargo build --release -q -p orchestrate)
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/orchestrate"
+
+created_user=""
+work=$(mktemp -d /var/tmp/orch-bench.XXXXXX)
+cleanup() {
+  rm -rf "$work"
+  if [ -n "$created_user" ]; then userdel "$created_user" 2>/dev/null || true; groupdel "$created_user" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+user=$(awk '/^  codegen:/{f=1} f && /user:/{print $2; exit}' "$repo/roles.yaml")
+if ! getent passwd "$user" >/dev/null; then
+  useradd --system --no-create-home --user-group --shell /usr/sbin/nologin "$user"
+  created_user=$user
+fi
+chmod 755 "$work"
+vol="$work/vol"
+jail="$bin --repo $repo sandbox exec --role codegen --volume $vol -- /bin/true"
+# The first launch materialises the run's base commit into the volume (once per run, as in a run).
+$jail
+# Every layer must be live, or the comparison is meaningless.
+"$bin" --repo "$repo" sandbox exec --role codegen --volume "$vol" --json -- /bin/true | tail -1 \
+  | jq -e '[.layers[] | select(.status != "applied")] | length == 0' >/dev/null \
+  || { echo "bench/launch.sh: not every layer is live here; see orchestrate doctor" >&2; exit 3; }
+
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$out/launch.json" \
+  -n "orchestrate sandbox exec (all layers)" "$jail" \
+  -n "fork+exec /bin/true" "/bin/true" \
+  -n "bwrap --unshare-all" "bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true"
+
+echo
+printf '| %-40s | %10s | %10s | %5s |\n' command "median ms" "p95 ms" runs
+printf '| %-40s | %10s | %10s | %5s |\n' "---" "---" "---" "---"
+jq -r '.results[] | (.times | sort) as $t | ($t | length) as $n
+  | [.command, ($t[($n / 2 | floor)] * 1000 * 100 | round / 100), ($t[($n * 0.95 | floor)] * 1000 * 100 | round / 100), $n]
+  | @tsv' "$out/launch.json" \
+  | while IFS=$'\t' read -r name med p95 n; do printf '| %-40s | %10s | %10s | %5s |\n' "$name" "$med" "$p95" "$n"; done

@@ -1,0 +1,431 @@
+//! `orchestrate sandbox exec` and `orchestrate doctor` through the real binary (root): the
+//! environment is scrubbed, exit statuses pass through, a missing layer refuses to start (exit 3,
+//! naming the layer) unless --allow-weaker, a switched-off layer is never silent, and without root
+//! the weaker mode runs with exactly the layers an unprivileged process can have.
+//!
+//! Needs the `orchestrate` binary of the same build (`cargo test --workspace` builds it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+fn skip_unless_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    eprintln!("SKIP: needs root (creates a role user)");
+    true
+}
+
+fn orchestrate() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("orchestrate");
+    assert!(
+        bin.is_file(),
+        "{} missing: build it first (cargo build -p orchestrate)",
+        bin.display()
+    );
+    bin
+}
+
+/// Role users, deleted on drop even when the test fails.
+struct Users(Vec<String>);
+
+/// A per-test prefix that replaces `orch-` in every user name of roles.yaml.
+fn prefix(tag: &str) -> String {
+    format!("otj{}{tag}-", std::process::id())
+}
+
+impl Users {
+    fn create(prefix: &str, roles: &[&str]) -> Users {
+        let mut users = Users(Vec::new());
+        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
+        for role in roles {
+            let name = format!("{prefix}{role}");
+            let ok = (0..20).any(|_| {
+                let ok = Command::new("useradd")
+                    .args([
+                        "--system",
+                        "--no-create-home",
+                        "--user-group",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        &name,
+                    ])
+                    .status()
+                    .unwrap()
+                    .success();
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                ok
+            });
+            assert!(ok, "useradd {name}");
+            users.0.push(name);
+        }
+        users
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        let _l = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
+        for name in &self.0 {
+            for _ in 0..20 {
+                if Command::new("userdel")
+                    .arg(name)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = Command::new("groupdel")
+                .arg(name)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The six role users of the project's roles.yaml (without the `orch-` prefix).
+const ROLE_USERS: [&str; 6] = ["planner", "codegen", "review", "test", "cost", "progress"];
+
+/// A git repo holding the project's roles.yaml with `orch-` in user names replaced by `prefix`, owned by
+/// `owner` (so an unprivileged caller's git accepts it).
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new(prefix: &str, owner: Option<u32>) -> Repo {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-jail-cli")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let roles =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../roles.yaml"))
+                .unwrap();
+        // Every principal keeps its own user (validation insists), renamed to this test's prefix.
+        let roles = roles.replace("user: orch-", &format!("user: {prefix}"));
+        std::fs::write(repo.join("roles.yaml"), roles).unwrap();
+        for args in [
+            &["init", "-q"][..],
+            &["add", "."],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "x",
+            ],
+        ] {
+            assert!(Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .status()
+                .unwrap()
+                .success());
+        }
+        if let Some(uid) = owner {
+            assert!(Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{uid}"))
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success());
+        }
+        Repo { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn volume(&self) -> PathBuf {
+        self.dir.path().join("vol")
+    }
+}
+
+fn exec(repo: &Repo, extra: &[&str], argv: &[&str]) -> Output {
+    Command::new(orchestrate())
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["sandbox", "exec", "--role", "codegen", "--volume"])
+        .arg(repo.volume())
+        .args(extra)
+        .arg("--")
+        .args(argv)
+        .env("ORCH_TEST_SECRET", "s3cret-value")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn status_of(report: &serde_json::Value, layer: &str) -> String {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == layer)
+        .map(|l| l["status"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_orchestrators_environment_does_not_reach_the_role() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("e");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    // Positive control: the variable is in the orchestrator's environment.
+    let control = exec(
+        &repo,
+        &["--json", "--layer-off", "env", "--allow-weaker"],
+        &["/usr/bin/env"],
+    );
+    assert!(String::from_utf8_lossy(&control.stdout).contains("ORCH_TEST_SECRET=s3cret-value"));
+    assert_eq!(status_of(&report(&control), "env"), "skipped");
+    assert!(
+        String::from_utf8_lossy(&control.stderr).contains("switched off"),
+        "a layer off is never silent"
+    );
+    let out = exec(&repo, &["--json"], &["/usr/bin/env"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(
+        text.contains("HOME=") && text.contains("TMPDIR=/tmp"),
+        "{text}"
+    );
+    assert_eq!(status_of(&report(&out), "env"), "applied");
+}
+
+#[test]
+fn exit_statuses_pass_through() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("x");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    assert_eq!(
+        exec(&repo, &[], &["/bin/sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
+    assert_eq!(
+        exec(&repo, &[], &["/bin/sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
+    assert_eq!(
+        exec(&repo, &[], &["/no/such/command"]).status.code(),
+        Some(127)
+    );
+}
+
+#[test]
+fn a_required_layer_that_cannot_be_applied_refuses_to_start() {
+    if skip_unless_root() {
+        return;
+    }
+    // No such OS user: identity cannot be applied.
+    let repo = Repo::new(&prefix("n"), None);
+    let out = exec(&repo, &[], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("identity"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // --allow-weaker runs it and says what is missing.
+    let out = exec(&repo, &["--allow-weaker", "--json"], &["/bin/true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status_of(&report(&out), "identity"), "unavailable");
+    assert_eq!(status_of(&report(&out), "seccomp"), "applied");
+    // Switching a required layer off without --allow-weaker is refused too.
+    let p = prefix("r");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    let out = exec(&repo, &["--layer-off", "seccomp"], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seccomp"));
+}
+
+fn as_nobody(repo: &Repo, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(orchestrate())
+        .arg("--repo")
+        .arg(repo.path())
+        .args(args)
+        .env("HOME", repo.dir.path())
+        .env_remove("ORCHESTRATE_STATE_DIR")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
+    if skip_unless_root() {
+        return;
+    }
+    let repo = Repo::new(&prefix("w"), Some(65534));
+    let vol = repo.volume().to_string_lossy().into_owned();
+    let out = as_nobody(
+        &repo,
+        &[
+            "sandbox",
+            "exec",
+            "--role",
+            "codegen",
+            "--volume",
+            &vol,
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("identity: not root"));
+    let out = as_nobody(
+        &repo,
+        &[
+            "sandbox",
+            "exec",
+            "--role",
+            "codegen",
+            "--volume",
+            &vol,
+            "--allow-weaker",
+            "--json",
+            "--",
+            "/usr/bin/id",
+            "-u",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("65534\n"));
+    let r = report(&out);
+    for layer in [
+        "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits", "env",
+    ] {
+        assert_eq!(status_of(&r, layer), "applied", "{layer}: {r}");
+    }
+    assert_eq!(status_of(&r, "identity"), "unavailable");
+    assert_eq!(status_of(&r, "cgroups"), "unavailable");
+}
+
+fn doctor_rows(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn row<'a>(doc: &'a serde_json::Value, layer: &str) -> &'a serde_json::Value {
+    doc["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == layer)
+        .unwrap()
+}
+
+#[test]
+fn doctor_tells_the_truth_as_root_and_without_root() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("d");
+    let _users = Users::create(&p, &ROLE_USERS);
+    let repo = Repo::new(&p, Some(65534));
+    let out = Command::new(orchestrate())
+        .arg("--repo")
+        .arg(repo.path())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let doc = doctor_rows(&out);
+    assert_eq!(doc["host"]["root"], true);
+    assert_eq!(row(&doc, "identity")["available"], true);
+    assert_eq!(
+        row(&doc, "identity")["roles"].as_array().unwrap().len(),
+        6,
+        "{doc}"
+    );
+    assert_eq!(row(&doc, "cgroups")["available"], true, "{doc}");
+    assert_eq!(doc["mode"], "full", "{doc}");
+    assert_eq!(out.status.code(), Some(0));
+    // A role whose user is missing is named.
+    let missing = Repo::new(&prefix("m"), None);
+    let out = Command::new(orchestrate())
+        .arg("--repo")
+        .arg(missing.path())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let doc = doctor_rows(&out);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(doc["mode"], "weaker");
+    assert_eq!(
+        row(&doc, "identity")["missing"].as_array().unwrap().len(),
+        6
+    );
+    // Without root: namespaces, Landlock and seccomp yes; per-role users and cgroups no.
+    let out = as_nobody(&repo, &["doctor", "--json"]);
+    let doc = doctor_rows(&out);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(doc["host"]["root"], false);
+    assert_eq!(doc["mode"], "weaker");
+    for layer in [
+        "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp",
+    ] {
+        assert_eq!(row(&doc, layer)["available"], true, "{layer}: {doc}");
+    }
+    assert_eq!(row(&doc, "identity")["available"], false);
+    assert!(row(&doc, "identity")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not root"));
+    assert_eq!(row(&doc, "cgroups")["available"], false);
+}
