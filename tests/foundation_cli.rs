@@ -6,6 +6,9 @@
 //! Needs the `orchestrate` binary of this target directory (`cargo build --workspace --bins`,
 //! which scripts/test.sh does first).
 
+// Helpers of a test binary: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
