@@ -54,7 +54,11 @@ fn git(repo: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -76,7 +80,12 @@ impl Fixture {
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-qm", "base"]);
         let state = tmp.path().join("state");
-        Self { _tmp: tmp, repo, state, bins: bin_dir() }
+        Self {
+            _tmp: tmp,
+            repo,
+            state,
+            bins: bin_dir(),
+        }
     }
 
     fn orchestrate(&self, args: &[&str]) -> Output {
@@ -94,19 +103,33 @@ impl Fixture {
 
     fn start(&self, session: &str) -> Output {
         let session = self.repo.join("sessions").join(session);
-        self.orchestrate(&["start", "FR-12", "--allow-weaker", "--session", session.to_str().unwrap()])
+        self.orchestrate(&[
+            "start",
+            "FR-12",
+            "--allow-weaker",
+            "--session",
+            session.to_str().unwrap(),
+        ])
     }
 
     fn newest_run(&self) -> serde_json::Value {
         let out = self.orchestrate(&["status", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         runs[0].clone()
     }
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn set_config(repo: &Path, yaml: &str) {
@@ -118,8 +141,15 @@ fn set_config(repo: &Path, yaml: &str) {
 fn assert_stops(f: &Fixture, session: &str, code: &str) {
     let out = f.start(session);
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(4), "{session}: expected exit 4\n{all}");
-    assert!(all.contains(&format!("STOPPED {code}")), "{session}: expected {code}\n{all}");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{session}: expected exit 4\n{all}"
+    );
+    assert!(
+        all.contains(&format!("STOPPED {code}")),
+        "{session}: expected {code}\n{all}"
+    );
     let run = f.newest_run();
     assert_eq!(run["status"], "stopped", "{run}");
     assert_eq!(run["stop_reason"], code, "{run}");
@@ -130,7 +160,11 @@ fn assert_stops(f: &Fixture, session: &str, code: &str) {
     let audit = f.orchestrate(&["audit", "verify"]);
     assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
     let log = f.orchestrate(&["log", id]);
-    assert!(text(&log).contains("run.stopped") && text(&log).contains(code), "{}", text(&log));
+    assert!(
+        text(&log).contains("run.stopped") && text(&log).contains(code),
+        "{}",
+        text(&log)
+    );
 }
 
 #[test]
@@ -143,19 +177,34 @@ fn happy_path_ends_done_with_commits_carrying_plan_and_iteration() {
     let id = run["run_id"].as_str().unwrap();
     let branch = format!("agent/FR-12/{id}");
     let log = git(&f.repo, &["log", "--format=%B", &format!("main..{branch}")]);
-    assert!(log.contains("plan_id=plan-") && log.contains("iteration=1"), "{log}");
+    assert!(
+        log.contains("plan_id=plan-") && log.contains("iteration=1"),
+        "{log}"
+    );
     let dir = f.state.join("runs").join(id);
     for a in ["plan", "test_results", "review", "progress", "ledger"] {
-        assert!(dir.join(format!("artifacts/{a}.dsse.json")).is_file(), "{a} missing");
+        assert!(
+            dir.join(format!("artifacts/{a}.dsse.json")).is_file(),
+            "{a} missing"
+        );
     }
-    for p in ["manifest.json", "agent.bundle", "WORK_PLAN.json", "evidence/junit.xml", "evidence/review.sarif"] {
+    for p in [
+        "manifest.json",
+        "agent.bundle",
+        "WORK_PLAN.json",
+        "evidence/junit.xml",
+        "evidence/review.sarif",
+    ] {
         assert!(dir.join(p).is_file(), "{p} missing");
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["exit"], "done");
     assert_eq!(manifest["containment"]["mode"], "weaker");
-    assert_eq!(manifest["iterations"][0]["acceptance_passing"], 2, "{manifest}");
+    assert_eq!(
+        manifest["iterations"][0]["acceptance_passing"], 2,
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -168,16 +217,27 @@ fn scope_exceeded() {
 fn file_cap() {
     let f = Fixture::new(|r| {
         let fr = std::fs::read_to_string(r.join("frs/FR-12.yaml")).unwrap();
-        let fr = fr.replace(r#"outputs: ["src/slug.rs", "src/lib.rs", "tests/slug.rs"]"#, r#"outputs: ["src/slug.rs", "src/lib.rs"]"#);
+        let fr = fr.replace(
+            r#"outputs: ["src/slug.rs", "src/lib.rs", "tests/slug.rs"]"#,
+            r#"outputs: ["src/slug.rs", "src/lib.rs"]"#,
+        );
         std::fs::write(r.join("frs/FR-12.yaml"), fr).unwrap();
-        set_config(r, "limits: { iterations: 3, files: 2 }\ntest_commands: [\"cargo test\"]\n");
+        set_config(
+            r,
+            "limits: { iterations: 3, files: 2 }\ntest_commands: [\"cargo test\"]\n",
+        );
     });
     assert_stops(&f, "stops/file-cap.json", "STOP_FILE_CAP");
 }
 
 #[test]
 fn iteration_cap() {
-    let f = Fixture::new(|r| set_config(r, "limits: { iterations: 2 }\ntest_commands: [\"cargo test\"]\n"));
+    let f = Fixture::new(|r| {
+        set_config(
+            r,
+            "limits: { iterations: 2 }\ntest_commands: [\"cargo test\"]\n",
+        )
+    });
     assert_stops(&f, "stops/iteration-cap.json", "STOP_ITERATION_CAP");
 }
 
@@ -189,13 +249,23 @@ fn no_progress() {
 
 #[test]
 fn runtime() {
-    let f = Fixture::new(|r| set_config(r, "limits: { runtime_seconds: 40 }\ntest_commands: [\"cargo test\"]\n"));
+    let f = Fixture::new(|r| {
+        set_config(
+            r,
+            "limits: { runtime_seconds: 40 }\ntest_commands: [\"cargo test\"]\n",
+        )
+    });
     assert_stops(&f, "stops/runtime.json", "STOP_RUNTIME_EXCEEDED");
 }
 
 #[test]
 fn tool_call_cap() {
-    let f = Fixture::new(|r| set_config(r, "limits: { tool_calls: 5 }\ntest_commands: [\"cargo test\"]\n"));
+    let f = Fixture::new(|r| {
+        set_config(
+            r,
+            "limits: { tool_calls: 5 }\ntest_commands: [\"cargo test\"]\n",
+        )
+    });
     assert_stops(&f, "stops/tool-call-cap.json", "STOP_TOOL_CALL_CAP");
 }
 
@@ -234,7 +304,11 @@ fn missing_acceptance_criteria() {
 #[test]
 fn red_baseline() {
     let f = Fixture::new(|r| {
-        std::fs::write(r.join("tests/red.rs"), "#[test]\nfn already_red() {\n    assert_eq!(1 + 1, 3);\n}\n").unwrap();
+        std::fs::write(
+            r.join("tests/red.rs"),
+            "#[test]\nfn already_red() {\n    assert_eq!(1 + 1, 3);\n}\n",
+        )
+        .unwrap();
     });
     assert_stops(&f, "FR-12.json", "STOP_BASELINE_RED");
 }
@@ -246,21 +320,25 @@ fn without_allow_weaker_containment_unavailable_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
 
-#[test]
-fn kill_9_mid_run_shows_interrupted_then_resume_and_discard_work() {
-    let f = Fixture::new(|_| {});
+/// Starts the hanging session in the background and waits until codegen is in iteration 1.
+fn start_hanging(f: &Fixture) -> (std::process::Child, String) {
     let session = f.repo.join("sessions/stops/runtime.json");
-    let mut child = Command::new(f.bins.join("orchestrate"))
+    let child = Command::new(f.bins.join("orchestrate"))
         .arg("--repo")
         .arg(&f.repo)
         .arg("--state-dir")
         .arg(&f.state)
-        .args(["start", "FR-12", "--allow-weaker", "--session", session.to_str().unwrap()])
+        .args([
+            "start",
+            "FR-12",
+            "--allow-weaker",
+            "--session",
+            session.to_str().unwrap(),
+        ])
         .env("ORCHESTRATE_AGENT", f.bins.join("orchestrate-agent"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until codegen is hanging in iteration 1, then kill the orchestrator outright.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
         let out = f.orchestrate(&["status", "--json"]);
@@ -268,12 +346,54 @@ fn kill_9_mid_run_shows_interrupted_then_resume_and_discard_work() {
         if let Some(id) = runs[0]["run_id"].as_str() {
             let log = text(&f.orchestrate(&["log", id]));
             if log.contains("iteration.started") {
-                break;
+                return (child, id.to_owned());
             }
         }
-        assert!(std::time::Instant::now() < deadline, "run never reached iteration 1");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run never reached iteration 1"
+        );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+}
+
+#[test]
+fn human_stop_mid_run_ends_with_stop_human_at_once() {
+    let f = Fixture::new(|_| {});
+    let (child, id) = start_hanging(&f);
+    let asked = std::time::Instant::now();
+    let stop = f.orchestrate(&["stop", &id]);
+    assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "stop took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("STOPPED STOP_HUMAN"), "{}", text(&out));
+    assert_eq!(f.newest_run()["stop_reason"], "STOP_HUMAN");
+}
+
+#[test]
+fn kill_9_mid_run_then_stop_discards_the_run() {
+    let f = Fixture::new(|_| {});
+    let (mut child, id) = start_hanging(&f);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(f.newest_run()["status"], "interrupted");
+    let stop = f.orchestrate(&["stop", &id]);
+    assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
+    let run = f.newest_run();
+    assert_eq!(run["status"], "stopped", "{run}");
+    assert_eq!(run["stop_reason"], "STOP_HUMAN", "{run}");
+    assert_eq!(f.orchestrate(&["audit", "verify"]).status.code(), Some(0));
+}
+
+#[test]
+fn kill_9_mid_run_shows_interrupted_then_resume_finishes_it() {
+    let f = Fixture::new(|_| {});
+    let (mut child, _) = start_hanging(&f);
     child.kill().unwrap();
     child.wait().unwrap();
     let run = f.newest_run();
@@ -282,7 +402,14 @@ fn kill_9_mid_run_shows_interrupted_then_resume_and_discard_work() {
     assert_eq!(f.orchestrate(&["audit", "verify"]).status.code(), Some(0));
     // Resume with the good session: a person re-authorizes, the run finishes.
     let good = f.repo.join("sessions/FR-12.json");
-    let out = f.orchestrate(&["resume", &id, "--reauthorize", "--allow-weaker", "--session", good.to_str().unwrap()]);
+    let out = f.orchestrate(&[
+        "resume",
+        &id,
+        "--reauthorize",
+        "--allow-weaker",
+        "--session",
+        good.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(f.newest_run()["status"], "done");
     assert!(text(&f.orchestrate(&["log", &id])).contains("run.reauthorized"));

@@ -53,26 +53,50 @@ pub fn serve(role: RoleName, run_id: String) -> Result<(), AgentError> {
 }
 
 fn input_of<T: DeserializeOwned>(role: RoleName, task: &Task) -> Result<T, AgentError> {
-    serde_json::from_value(task.input.clone()).map_err(|source| AgentError::Input { task_id: task.task_id, role, source })
+    serde_json::from_value(task.input.clone()).map_err(|source| AgentError::Input {
+        task_id: task.task_id,
+        role,
+        source,
+    })
 }
 
 fn plan_hash(task: &Task) -> Digest32 {
-    task.plan_hash.as_deref().and_then(Digest32::from_hex).unwrap_or(Digest32([0; 32]))
+    task.plan_hash
+        .as_deref()
+        .and_then(Digest32::from_hex)
+        .unwrap_or(Digest32([0; 32]))
 }
 
 fn commit_subject(task: &Task) -> Vec<Subject> {
-    let commit = task.candidate_commit.clone().or_else(|| task.base_commit.clone()).unwrap_or_default();
-    vec![Subject::commit(format!("{}@iteration-{}", task.fr_id, task.iteration), commit)]
+    let commit = task
+        .candidate_commit
+        .clone()
+        .or_else(|| task.base_commit.clone())
+        .unwrap_or_default();
+    vec![Subject::commit(
+        format!("{}@iteration-{}", task.fr_id, task.iteration),
+        commit,
+    )]
 }
 
-fn handle(role: RoleName, t: &mut Transport, task: &Task, next_call: &mut u64) -> Result<(), AgentError> {
+fn handle(
+    role: RoleName,
+    t: &mut Transport,
+    task: &Task,
+    next_call: &mut u64,
+) -> Result<(), AgentError> {
     match role {
         RoleName::Planner => {
             let i: input::PlannerInput = input_of(role, task)?;
             let plan = planner::plan(&i, &|p| i.repo.join(p).exists());
             let hash = plan.hash()?;
             let bytes = canonical::to_vec(&plan)?;
-            let art = t.sign("plan", vec![Subject::file("WORK_PLAN.json", &bytes)], &hash, &plan)?;
+            let art = t.sign(
+                "plan",
+                vec![Subject::file("WORK_PLAN.json", &bytes)],
+                &hash,
+                &plan,
+            )?;
             t.send(Message::Plan(protocol::frame::PlanMsg { plan }), Some(art))?;
         }
         RoleName::Codegen => {
@@ -81,9 +105,24 @@ fn handle(role: RoleName, t: &mut Transport, task: &Task, next_call: &mut u64) -
         }
         RoleName::TestRunner => {
             let i: input::TestRunnerInput = input_of(role, task)?;
-            let commit = task.candidate_commit.clone().or_else(|| task.base_commit.clone()).unwrap_or_default();
-            let results = test_runner::run_all(&task.test_commands, &i.tree, &i.scratch, task.iteration, &commit);
-            let art = t.sign("test_results", commit_subject(task), &plan_hash(task), &results)?;
+            let commit = task
+                .candidate_commit
+                .clone()
+                .or_else(|| task.base_commit.clone())
+                .unwrap_or_default();
+            let results = test_runner::run_all(
+                &task.test_commands,
+                &i.tree,
+                &i.scratch,
+                task.iteration,
+                &commit,
+            );
+            let art = t.sign(
+                "test_results",
+                commit_subject(task),
+                &plan_hash(task),
+                &results,
+            )?;
             t.send(Message::TestResults(results), Some(art))?;
         }
         RoleName::ProgressEvaluator => {
@@ -106,7 +145,10 @@ fn handle(role: RoleName, t: &mut Transport, task: &Task, next_call: &mut u64) -
             let commit = task.candidate_commit.clone().unwrap_or_default();
             let review = review_role::review(&i, task.iteration, &commit)?;
             t.send(
-                Message::Log(Log { level: LogLevel::Info, message: format!("{} finding(s)", review.findings.len()) }),
+                Message::Log(Log {
+                    level: LogLevel::Info,
+                    message: format!("{} finding(s)", review.findings.len()),
+                }),
                 None,
             )?;
             let art = t.sign("review", commit_subject(task), &plan_hash(task), &review)?;

@@ -76,10 +76,13 @@ impl Transport {
     /// (the key is optional here and required by [`Transport::sign`]).
     pub fn from_env(run_id: String, role: RoleName) -> Result<Self, TransportError> {
         let value = std::env::var(FRAME_FD_ENV).ok();
-        let fd: RawFd = value
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .ok_or(TransportError::NoFd { value: value.clone() })?;
+        let fd: RawFd =
+            value
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .ok_or(TransportError::NoFd {
+                    value: value.clone(),
+                })?;
         // SAFETY: F_GETFD only queries the descriptor table; an invalid fd yields -1.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(TransportError::NotSocket { fd });
@@ -97,20 +100,37 @@ impl Transport {
                 )
             }
         };
-        Ok(Self { stream, fd, run_id, role, seq: 0, key })
+        Ok(Self {
+            stream,
+            fd,
+            run_id,
+            role,
+            seq: 0,
+            key,
+        })
     }
 
     /// The next frame from the orchestrator; `None` when it closed the socket.
     pub fn recv(&mut self) -> Result<Option<Envelope>, TransportError> {
-        read_frame(&mut self.stream).map_err(|source| TransportError::Frame { fd: self.fd, source })
+        read_frame(&mut self.stream).map_err(|source| TransportError::Frame {
+            fd: self.fd,
+            source,
+        })
     }
 
     /// Sends `body`, with `artifact` when it is a signed result.
-    pub fn send(&mut self, body: Message, artifact: Option<DsseEnvelope>) -> Result<(), TransportError> {
+    pub fn send(
+        &mut self,
+        body: Message,
+        artifact: Option<DsseEnvelope>,
+    ) -> Result<(), TransportError> {
         let mut env = Envelope::new(self.run_id.clone(), self.role, self.seq, body);
         env.artifact = artifact;
         self.seq += 1;
-        write_frame(&mut self.stream, &env).map_err(|source| TransportError::Frame { fd: self.fd, source })
+        write_frame(&mut self.stream, &env).map_err(|source| TransportError::Frame {
+            fd: self.fd,
+            source,
+        })
     }
 
     /// Writes raw bytes on the socket (only the recorded-misbehaviour replay uses this, to send
@@ -130,8 +150,15 @@ impl Transport {
         body: &T,
     ) -> Result<DsseEnvelope, TransportError> {
         let key = self.key.as_ref().ok_or(TransportError::NoKey)?;
-        let statement = Statement::new(subject, self.run_id.clone(), self.role, kind, plan_hash, body)
-            .map_err(|source| TransportError::Sign { kind, source })?;
+        let statement = Statement::new(
+            subject,
+            self.run_id.clone(),
+            self.role,
+            kind,
+            plan_hash,
+            body,
+        )
+        .map_err(|source| TransportError::Sign { kind, source })?;
         sign_artifact(key, &statement).map_err(|source| TransportError::Sign { kind, source })
     }
 }

@@ -141,8 +141,14 @@ pub enum ReplayError {
 
 /// Reads a session file.
 pub fn load(path: &Path) -> Result<Session, ReplayError> {
-    let text = std::fs::read(path).map_err(|source| ReplayError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&text).map_err(|source| ReplayError::Parse { path: path.to_path_buf(), source })
+    let text = std::fs::read(path).map_err(|source| ReplayError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| ReplayError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Session {
@@ -157,9 +163,10 @@ impl Step {
     /// The tool name and arguments this step is reported as.
     pub fn as_tool_call(&self) -> (String, serde_json::Value) {
         match self {
-            Step::Write { path, content } => {
-                ("write_file".into(), serde_json::json!({"path": path, "bytes": content.len()}))
-            }
+            Step::Write { path, content } => (
+                "write_file".into(),
+                serde_json::json!({"path": path, "bytes": content.len()}),
+            ),
             Step::Patch { path, .. } => ("patch_file".into(), serde_json::json!({"path": path})),
             Step::Delete { path } => ("delete_file".into(), serde_json::json!({"path": path})),
             Step::Tool { tool, args } => (tool.clone(), args.clone()),
@@ -170,14 +177,18 @@ impl Step {
     /// The file this step changes, if any.
     pub fn path(&self) -> Option<&str> {
         match self {
-            Step::Write { path, .. } | Step::Patch { path, .. } | Step::Delete { path } => Some(path),
+            Step::Write { path, .. } | Step::Patch { path, .. } | Step::Delete { path } => {
+                Some(path)
+            }
             Step::Tool { .. } | Step::Misbehave { .. } => None,
         }
     }
 
     /// Applies the step below `root`.
     pub fn apply(&self, root: &Path) -> Result<(), ReplayError> {
-        let Some(rel) = self.path() else { return Ok(()) };
+        let Some(rel) = self.path() else {
+            return Ok(());
+        };
         let target = clean_join(root, rel)?;
         let io = |step: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -190,12 +201,18 @@ impl Step {
                 }
                 std::fs::write(&target, content).map_err(io("writing", &target))
             }
-            Step::Patch { path, find, replace, .. } => {
+            Step::Patch {
+                path,
+                find,
+                replace,
+                ..
+            } => {
                 let text = std::fs::read_to_string(&target).map_err(io("reading", &target))?;
                 if !text.contains(find.as_str()) {
                     return Err(ReplayError::PatchNoMatch { path: path.clone() });
                 }
-                std::fs::write(&target, text.replacen(find.as_str(), replace, 1)).map_err(io("writing", &target))
+                std::fs::write(&target, text.replacen(find.as_str(), replace, 1))
+                    .map_err(io("writing", &target))
             }
             Step::Delete { .. } => std::fs::remove_file(&target).map_err(io("deleting", &target)),
             Step::Tool { .. } | Step::Misbehave { .. } => Ok(()),
@@ -208,7 +225,9 @@ impl Step {
 pub fn clean_join(root: &Path, rel: &str) -> Result<PathBuf, ReplayError> {
     let p = Path::new(rel);
     if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Err(ReplayError::BadPath { path: rel.to_owned() });
+        return Err(ReplayError::BadPath {
+            path: rel.to_owned(),
+        });
     }
     Ok(root.join(p))
 }
@@ -220,12 +239,28 @@ mod tests {
     #[test]
     fn steps_write_patch_delete_in_a_tree() {
         let dir = tempfile::tempdir().unwrap();
-        Step::Write { path: "src/a.rs".into(), content: "fn a() {}\n".into() }.apply(dir.path()).unwrap();
-        Step::Patch { path: "src/a.rs".into(), find: "a()".into(), replace: "b()".into() }
-            .apply(dir.path())
-            .unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("src/a.rs")).unwrap(), "fn b() {}\n");
-        Step::Delete { path: "src/a.rs".into() }.apply(dir.path()).unwrap();
+        Step::Write {
+            path: "src/a.rs".into(),
+            content: "fn a() {}\n".into(),
+        }
+        .apply(dir.path())
+        .unwrap();
+        Step::Patch {
+            path: "src/a.rs".into(),
+            find: "a()".into(),
+            replace: "b()".into(),
+        }
+        .apply(dir.path())
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("src/a.rs")).unwrap(),
+            "fn b() {}\n"
+        );
+        Step::Delete {
+            path: "src/a.rs".into(),
+        }
+        .apply(dir.path())
+        .unwrap();
         assert!(!dir.path().join("src/a.rs").exists());
     }
 
@@ -233,8 +268,15 @@ mod tests {
     fn escaping_paths_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["../x", "/etc/passwd", "a/../../x", ""] {
-            let r = Step::Write { path: bad.into(), content: String::new() }.apply(dir.path());
-            assert!(matches!(r, Err(ReplayError::BadPath { .. })), "{bad}: {r:?}");
+            let r = Step::Write {
+                path: bad.into(),
+                content: String::new(),
+            }
+            .apply(dir.path());
+            assert!(
+                matches!(r, Err(ReplayError::BadPath { .. })),
+                "{bad}: {r:?}"
+            );
         }
     }
 
@@ -244,8 +286,14 @@ mod tests {
             fr_id: "FR-1".into(),
             description: String::new(),
             iterations: vec![
-                SessionIteration { summary: "one".into(), steps: vec![] },
-                SessionIteration { summary: "two".into(), steps: vec![] },
+                SessionIteration {
+                    summary: "one".into(),
+                    steps: vec![],
+                },
+                SessionIteration {
+                    summary: "two".into(),
+                    steps: vec![],
+                },
             ],
         };
         assert_eq!(s.iteration(1).map(|i| i.summary.as_str()), Some("one"));

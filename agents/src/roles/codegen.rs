@@ -46,10 +46,23 @@ pub fn iterate(
 ) -> Result<(), CodegenError> {
     let session = replay::load(&input.session)?;
     let Some(it) = session.iteration(iteration) else {
-        t.send(Message::ChangeReady(ChangeReady { iteration, files: vec![], summary: "REPLAY: empty session".into() }), None)?;
+        t.send(
+            Message::ChangeReady(ChangeReady {
+                iteration,
+                files: vec![],
+                summary: "REPLAY: empty session".into(),
+            }),
+            None,
+        )?;
         return Ok(());
     };
-    log(t, format!("REPLAY of a recorded session ({}), iteration {iteration}: {}", session.fr_id, it.summary))?;
+    log(
+        t,
+        format!(
+            "REPLAY of a recorded session ({}), iteration {iteration}: {}",
+            session.fr_id, it.summary
+        ),
+    )?;
     let mut files = Vec::new();
     for step in &it.steps {
         if let Step::Misbehave { act } = step {
@@ -59,17 +72,32 @@ pub fn iterate(
         let (tool, args) = step.as_tool_call();
         let call_id = *next_call;
         *next_call += 1;
-        t.send(Message::ToolCall(ToolCall { call_id, tool, args }), None)?;
+        t.send(
+            Message::ToolCall(ToolCall {
+                call_id,
+                tool,
+                args,
+            }),
+            None,
+        )?;
         let reply = t.recv()?.ok_or(CodegenError::Closed { call_id })?;
         match reply.body {
             Message::ToolResult(r) if r.call_id == call_id => {
                 if !r.allowed {
-                    eprintln!("codegen: tool call {call_id} refused ({:?}); stopping the replay", r.stop);
+                    eprintln!(
+                        "codegen: tool call {call_id} refused ({:?}); stopping the replay",
+                        r.stop
+                    );
                     return Ok(());
                 }
             }
             Message::Shutdown(_) => return Ok(()),
-            other => return Err(CodegenError::UnexpectedReply { call_id, kind: other.kind() }),
+            other => {
+                return Err(CodegenError::UnexpectedReply {
+                    call_id,
+                    kind: other.kind(),
+                })
+            }
         }
         step.apply(&input.worktree)?;
         if let Some(p) = step.path() {
@@ -79,7 +107,11 @@ pub fn iterate(
         }
     }
     t.send(
-        Message::ChangeReady(ChangeReady { iteration, files, summary: format!("REPLAY: {}", it.summary) }),
+        Message::ChangeReady(ChangeReady {
+            iteration,
+            files,
+            summary: format!("REPLAY: {}", it.summary),
+        }),
         None,
     )?;
     Ok(())
@@ -87,19 +119,35 @@ pub fn iterate(
 
 fn log(t: &mut Transport, message: String) -> Result<(), TransportError> {
     eprintln!("codegen: {message}");
-    t.send(Message::Log(Log { level: LogLevel::Info, message }), None)
+    t.send(
+        Message::Log(Log {
+            level: LogLevel::Info,
+            message,
+        }),
+        None,
+    )
 }
 
 fn misbehave(t: &mut Transport, act: Misbehaviour) -> Result<(), CodegenError> {
     eprintln!("codegen: REPLAY of recorded misbehaviour: {act:?}");
     match act {
         Misbehaviour::ForbiddenMessage => {
-            t.send(Message::Review(Review { iteration: 1, commit: "0".repeat(40), findings: vec![] }), None)?;
+            t.send(
+                Message::Review(Review {
+                    iteration: 1,
+                    commit: "0".repeat(40),
+                    findings: vec![],
+                }),
+                None,
+            )?;
         }
         Misbehaviour::Crash => std::process::exit(70),
         Misbehaviour::GarbageFrame => {
             let body = b"{this is not json";
-            let mut bytes = u32::try_from(body.len()).unwrap_or(0).to_be_bytes().to_vec();
+            let mut bytes = u32::try_from(body.len())
+                .unwrap_or(0)
+                .to_be_bytes()
+                .to_vec();
             bytes.extend_from_slice(body);
             t.send_raw(&bytes).map_err(CodegenError::Raw)?;
         }
@@ -110,7 +158,13 @@ fn misbehave(t: &mut Transport, act: Misbehaviour) -> Result<(), CodegenError> {
         }
         Misbehaviour::Flood => {
             for i in 0..1_000_000u64 {
-                t.send(Message::Log(Log { level: LogLevel::Debug, message: format!("flood {i}") }), None)?;
+                t.send(
+                    Message::Log(Log {
+                        level: LogLevel::Debug,
+                        message: format!("flood {i}"),
+                    }),
+                    None,
+                )?;
             }
         }
         Misbehaviour::Hang => std::thread::sleep(std::time::Duration::from_secs(3600)),

@@ -59,8 +59,16 @@ mod tests {
     fn input(used: f64) -> CostInput {
         CostInput {
             usage: vec![
-                Usage { dimension: "tool_calls".into(), used, limit: 100.0 },
-                Usage { dimension: "iterations".into(), used: 1.0, limit: 4.0 },
+                Usage {
+                    dimension: "tool_calls".into(),
+                    used,
+                    limit: 100.0,
+                },
+                Usage {
+                    dimension: "iterations".into(),
+                    used: 1.0,
+                    limit: 4.0,
+                },
             ],
             spent_usd: 0.0,
             limit_usd: 2.0,
@@ -73,13 +81,29 @@ mod tests {
     #[test]
     fn thresholds_map_to_levels() {
         assert_eq!(account(&input(10.0)).1, None);
-        assert_eq!(account(&input(70.0)).1.map(|e| e.level), Some(BudgetLevel::Warn));
-        assert_eq!(account(&input(95.0)).1.map(|e| e.level), Some(BudgetLevel::Escalate));
-        assert_eq!(account(&input(100.0)).1.map(|e| e.level), Some(BudgetLevel::Stop));
+        assert_eq!(
+            account(&input(70.0)).1.map(|e| e.level),
+            Some(BudgetLevel::Warn)
+        );
+        assert_eq!(
+            account(&input(95.0)).1.map(|e| e.level),
+            Some(BudgetLevel::Escalate)
+        );
+        assert_eq!(
+            account(&input(100.0)).1.map(|e| e.level),
+            Some(BudgetLevel::Stop)
+        );
     }
 
     #[test]
     fn zero_ceiling_is_exhausted() {
-        assert_eq!(pct(&Usage { dimension: "x".into(), used: 0.0, limit: 0.0 }), 100.0);
+        assert_eq!(
+            pct(&Usage {
+                dimension: "x".into(),
+                used: 0.0,
+                limit: 0.0
+            }),
+            100.0
+        );
     }
 }

@@ -19,17 +19,30 @@ pub fn is_glob(p: &str) -> bool {
 /// The plan for `input`. `exists` says whether a repository path exists at the base commit.
 pub fn plan(input: &PlannerInput, exists: &dyn Fn(&str) -> bool) -> WorkPlan {
     let fr = &input.fr;
-    let targets: Vec<String> = fr.paths.outputs.iter().filter(|p| !is_glob(p)).cloned().collect();
+    let targets: Vec<String> = fr
+        .paths
+        .outputs
+        .iter()
+        .filter(|p| !is_glob(p))
+        .cloned()
+        .collect();
     let expected_changes = targets
         .iter()
         .map(|t| ExpectedChange {
             path: t.clone(),
-            change: if exists(t) { ChangeKind::Modify } else { ChangeKind::Create },
+            change: if exists(t) {
+                ChangeKind::Modify
+            } else {
+                ChangeKind::Create
+            },
             description: format!("{}: {}", fr.id, fr.title),
         })
         .collect();
     let seed = canonical::to_vec(&(&input.run_id, fr)).unwrap_or_default();
-    let plan_id = format!("plan-{}", &tagged_hash("orchestrate/plan-id/v1", &[&seed]).to_hex()[..12]);
+    let plan_id = format!(
+        "plan-{}",
+        &tagged_hash("orchestrate/plan-id/v1", &[&seed]).to_hex()[..12]
+    );
     let limits = input.limits;
     let mut stop_conditions: Vec<StopCode> = StopCode::MANDATORY.to_vec();
     stop_conditions.extend([
@@ -72,13 +85,18 @@ pub fn plan(input: &PlannerInput, exists: &dyn Fn(&str) -> bool) -> WorkPlan {
                 require_human_approval: true,
             },
         },
-        security_gate: SecurityGatePolicy { block_severities: vec![Severity::Critical, Severity::High] },
+        security_gate: SecurityGatePolicy {
+            block_severities: vec![Severity::Critical, Severity::High],
+        },
         stop_conditions,
         test_commands: input.test_commands.clone(),
         acceptance_tests: fr
             .acceptance
             .iter()
-            .map(|a| PlannedTest { criterion: a.id.clone(), test: a.test.clone() })
+            .map(|a| PlannedTest {
+                criterion: a.id.clone(),
+                test: a.test.clone(),
+            })
             .collect(),
     }
 }

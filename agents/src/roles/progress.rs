@@ -17,7 +17,10 @@ pub fn acceptance_passing(r: &TestResults, acceptance: &[TestRef]) -> usize {
 
 /// The verdict on `current` against `previous`.
 pub fn evaluate(previous: &TestResults, current: &TestResults, acceptance: &[TestRef]) -> Progress {
-    let (a0, a1) = (acceptance_passing(previous, acceptance), acceptance_passing(current, acceptance));
+    let (a0, a1) = (
+        acceptance_passing(previous, acceptance),
+        acceptance_passing(current, acceptance),
+    );
     let (f0, f1) = (failures(previous), failures(current));
     let done = a1 == acceptance.len() && !acceptance.is_empty() && f1 == 0;
     let progressed = a1 > a0 || f1 < f0;
@@ -27,7 +30,13 @@ pub fn evaluate(previous: &TestResults, current: &TestResults, acceptance: &[Tes
     );
     // Score: acceptance tests dominate, failures break ties.
     let score = a1 as f64 - f1 as f64 / (f1 as f64 + 1.0);
-    Progress { iteration: current.iteration, progressed, score, done, reason }
+    Progress {
+        iteration: current.iteration,
+        progressed,
+        score,
+        done,
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -47,7 +56,11 @@ mod tests {
             }],
             tests: tests
                 .iter()
-                .map(|(n, s)| TestOutcome { name: (*n).into(), command: "cargo test".into(), status: *s })
+                .map(|(n, s)| TestOutcome {
+                    name: (*n).into(),
+                    command: "cargo test".into(),
+                    status: *s,
+                })
                 .collect(),
             changed_lines_coverage_pct: None,
         }
@@ -55,8 +68,14 @@ mod tests {
 
     fn ac() -> Vec<TestRef> {
         vec![
-            TestRef { command: "cargo test".into(), name: "a".into() },
-            TestRef { command: "cargo test".into(), name: "b".into() },
+            TestRef {
+                command: "cargo test".into(),
+                name: "a".into(),
+            },
+            TestRef {
+                command: "cargo test".into(),
+                name: "b".into(),
+            },
         ]
     }
 
@@ -64,7 +83,11 @@ mod tests {
     fn all_acceptance_passing_and_green_is_done() {
         let p = evaluate(
             &results(0, 0, &[]),
-            &results(1, 0, &[("a", TestStatus::Passed), ("b", TestStatus::Passed)]),
+            &results(
+                1,
+                0,
+                &[("a", TestStatus::Passed), ("b", TestStatus::Passed)],
+            ),
             &ac(),
         );
         assert!(p.done && p.progressed, "{p:?}");
@@ -72,7 +95,11 @@ mod tests {
 
     #[test]
     fn a_build_that_breaks_is_not_progress() {
-        let p = evaluate(&results(0, 0, &[("x", TestStatus::Passed)]), &results(1, 101, &[]), &ac());
+        let p = evaluate(
+            &results(0, 0, &[("x", TestStatus::Passed)]),
+            &results(1, 101, &[]),
+            &ac(),
+        );
         assert!(!p.progressed && !p.done, "{p:?}");
     }
 
@@ -80,7 +107,11 @@ mod tests {
     fn one_more_acceptance_test_is_progress_but_not_done() {
         let p = evaluate(
             &results(1, 101, &[("a", TestStatus::Failed)]),
-            &results(2, 101, &[("a", TestStatus::Passed), ("b", TestStatus::Failed)]),
+            &results(
+                2,
+                101,
+                &[("a", TestStatus::Passed), ("b", TestStatus::Failed)],
+            ),
             &ac(),
         );
         assert!(p.progressed && !p.done, "{p:?}");

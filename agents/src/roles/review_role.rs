@@ -26,7 +26,11 @@ pub fn to_protocol(f: &review::Finding) -> Finding {
 }
 
 /// Reviews the change from the base tree to the candidate tree.
-pub fn review(input: &ReviewInput, iteration: u32, commit: &str) -> Result<Review, review::ReviewError> {
+pub fn review(
+    input: &ReviewInput,
+    iteration: u32,
+    commit: &str,
+) -> Result<Review, review::ReviewError> {
     let ctx = ScanContext {
         protected_paths: input.protected_paths.clone(),
         expected_files: Some(input.expected_files),

@@ -11,7 +11,13 @@ use protocol::frame::{CommandRun, TestOutcome, TestResults, TestStatus};
 use super::libtest;
 
 /// Runs each command in `tree` and collects the results of iteration `iteration` on `commit`.
-pub fn run_all(commands: &[String], tree: &Path, scratch: &Path, iteration: u32, commit: &str) -> TestResults {
+pub fn run_all(
+    commands: &[String],
+    tree: &Path,
+    scratch: &Path,
+    iteration: u32,
+    commit: &str,
+) -> TestResults {
     let mut runs = Vec::new();
     let mut tests = Vec::new();
     for command in commands {
@@ -43,7 +49,11 @@ fn run_one(command: &str, tree: &Path, scratch: &Path) -> (CommandRun, Vec<TestO
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (exit_code, stdout, stderr) = match output {
         Some(Ok(o)) => (o.status.code(), o.stdout, o.stderr),
-        Some(Err(e)) => (Some(127), Vec::new(), format!("cannot run {command}: {e}").into_bytes()),
+        Some(Err(e)) => (
+            Some(127),
+            Vec::new(),
+            format!("cannot run {command}: {e}").into_bytes(),
+        ),
         None => (Some(127), Vec::new(), b"empty command".to_vec()),
     };
     let mut evidence = stdout.clone();

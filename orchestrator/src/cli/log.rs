@@ -28,7 +28,10 @@ pub struct LogArgs {
 fn line(e: &RunEvent) -> String {
     let secs = e.ts / 1000;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    format!("{:>6} {h:02}:{m:02}:{s:02} {:<20} {}", e.seq, e.kind, e.body)
+    format!(
+        "{:>6} {h:02}:{m:02}:{s:02} {:<20} {}",
+        e.seq, e.kind, e.body
+    )
 }
 
 /// Runs `orchestrate log`.
@@ -36,9 +39,14 @@ pub fn run(ctx: &Context, out: &Output, args: &LogArgs) -> Result<ExitCode, Star
     let state = ctx.state_dir()?;
     let store = Store::open_existing(&state).map_err(run::RunError::from)?;
     if store.run(&args.run).map_err(run::RunError::from)?.is_none() {
-        return Err(run::RunError::NoSuchRun { run_id: args.run.clone() }.into());
+        return Err(run::RunError::NoSuchRun {
+            run_id: args.run.clone(),
+        }
+        .into());
     }
-    let events = store.run_events(&args.run, 0).map_err(run::RunError::from)?;
+    let events = store
+        .run_events(&args.run, 0)
+        .map_err(run::RunError::from)?;
     if out.is_json() && !args.follow {
         out.document(&events);
         return Ok(ExitCode::Ok);
@@ -48,14 +56,25 @@ pub fn run(ctx: &Context, out: &Output, args: &LogArgs) -> Result<ExitCode, Star
         println!("{}", line(e));
         last = e.seq;
     }
-    while args.follow {
+    if !args.follow {
+        return Ok(ExitCode::Ok);
+    }
+    loop {
         let r = store.run(&args.run).map_err(run::RunError::from)?;
-        let shown = r.map(|r| run::shown_status(&state, &args.run, &r.status)).unwrap_or_default();
-        for e in store.run_events(&args.run, last).map_err(run::RunError::from)? {
+        let shown = r
+            .map(|r| run::shown_status(&state, &args.run, &r.status))
+            .unwrap_or_default();
+        for e in store
+            .run_events(&args.run, last)
+            .map_err(run::RunError::from)?
+        {
             println!("{}", line(&e));
             last = e.seq;
         }
-        if !matches!(shown.as_str(), run::status::RUNNING | run::status::PREFLIGHT) {
+        if !matches!(
+            shown.as_str(),
+            run::status::RUNNING | run::status::PREFLIGHT
+        ) {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -87,7 +87,11 @@ pub(super) fn conclude(out: &Output, s: &Summary) -> ExitCode {
         }));
     } else {
         match &s.outcome {
-            Outcome::Done => out.mark(Mark::Ok, "done", format!("every acceptance test passes ({})", s.run_id)),
+            Outcome::Done => out.mark(
+                Mark::Ok,
+                "done",
+                format!("every acceptance test passes ({})", s.run_id),
+            ),
             Outcome::Stopped(c, d) => out.mark(Mark::Fail, format!("STOPPED {c}"), d),
             Outcome::Paused(d) => out.mark(Mark::Warn, "PAUSED", d),
         }
@@ -97,10 +101,16 @@ pub(super) fn conclude(out: &Output, s: &Summary) -> ExitCode {
         let manifest = s.dir.join("manifest.json");
         if manifest.is_file() {
             out.line(format!("  manifest   {}", manifest.display()));
-            out.line(format!("  artifacts  {}", s.dir.join("artifacts").display()));
+            out.line(format!(
+                "  artifacts  {}",
+                s.dir.join("artifacts").display()
+            ));
         }
         if !matches!(s.outcome, Outcome::Done) {
-            out.line(format!("  continue   orchestrate resume {} --reauthorize", s.run_id));
+            out.line(format!(
+                "  continue   orchestrate resume {} --reauthorize",
+                s.run_id
+            ));
         }
     }
     match s.outcome {

@@ -46,7 +46,10 @@ pub fn run(ctx: &Context, out: &Output, args: &StatusArgs) -> Result<ExitCode, S
                         r["run_id"].as_str().unwrap_or_default(),
                         r["fr_id"].as_str().unwrap_or_default(),
                         r["status"].as_str().unwrap_or_default(),
-                        r["stop_reason"].as_str().map(|c| format!(" {c}")).unwrap_or_default()
+                        r["stop_reason"]
+                            .as_str()
+                            .map(|c| format!(" {c}"))
+                            .unwrap_or_default()
                     ));
                 }
                 if rows.is_empty() {
@@ -55,11 +58,15 @@ pub fn run(ctx: &Context, out: &Output, args: &StatusArgs) -> Result<ExitCode, S
             }
         }
         Some(id) => {
-            let r = store.run(id).map_err(run::RunError::from)?.ok_or_else(|| run::RunError::NoSuchRun { run_id: id.clone() })?;
+            let r = store
+                .run(id)
+                .map_err(run::RunError::from)?
+                .ok_or_else(|| run::RunError::NoSuchRun { run_id: id.clone() })?;
             let dir = RunDir::new(&state, id);
             let shown = run::shown_status(&state, id, &r.status);
-            let manifest: Option<serde_json::Value> =
-                std::fs::read(dir.manifest()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let manifest: Option<serde_json::Value> = std::fs::read(dir.manifest())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
             let events = store.run_events(id, 0).map_err(run::RunError::from)?;
             let last = events.last().map(|e| e.kind.clone());
             let doc = serde_json::json!({
@@ -75,14 +82,24 @@ pub fn run(ctx: &Context, out: &Output, args: &StatusArgs) -> Result<ExitCode, S
                 out.line(format!("fr       {}", r.fr_id));
                 out.line(format!(
                     "status   {shown}{}",
-                    r.stop_reason.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+                    r.stop_reason
+                        .as_deref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default()
                 ));
                 if let Some(h) = &r.plan_hash {
                     out.line(format!("plan     {h}"));
                 }
                 if let Some(m) = &manifest {
-                    out.line(format!("branch   {} at {}", m["agent_branch"].as_str().unwrap_or(""), m["head_commit"].as_str().unwrap_or("-")));
-                    out.line(format!("mode     {}", m["containment"]["mode"].as_str().unwrap_or("")));
+                    out.line(format!(
+                        "branch   {} at {}",
+                        m["agent_branch"].as_str().unwrap_or(""),
+                        m["head_commit"].as_str().unwrap_or("-")
+                    ));
+                    out.line(format!(
+                        "mode     {}",
+                        m["containment"]["mode"].as_str().unwrap_or("")
+                    ));
                     if let Some(its) = m["iterations"].as_array() {
                         for it in its {
                             out.line(format!(
@@ -93,7 +110,11 @@ pub fn run(ctx: &Context, out: &Output, args: &StatusArgs) -> Result<ExitCode, S
                         }
                     }
                 }
-                out.line(format!("events   {} (last: {})", events.len(), last.unwrap_or_default()));
+                out.line(format!(
+                    "events   {} (last: {})",
+                    events.len(),
+                    last.unwrap_or_default()
+                ));
                 out.line(format!("dir      {}", dir.root.display()));
                 if shown == run::status::INTERRUPTED {
                     out.line(format!(

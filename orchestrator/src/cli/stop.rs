@@ -24,14 +24,19 @@ pub struct StopArgs {
 pub fn run(ctx: &Context, out: &Output, args: &StopArgs) -> Result<ExitCode, StartError> {
     let status = run::request_stop(&ctx.state_dir()?, &args.run)?;
     if out.is_json() {
-        out.document(&serde_json::json!({"run_id": args.run, "stop_requested": true, "status": status}));
+        out.document(
+            &serde_json::json!({"run_id": args.run, "stop_requested": true, "status": status}),
+        );
     } else if status == run::status::STOPPED {
         out.mark(Mark::Ok, "stopped", format!("{} (STOP_HUMAN)", args.run));
     } else {
         out.mark(
             Mark::Ok,
             "stop requested",
-            format!("{} ({status}): it stops before its next tool call or stage with STOP_HUMAN", args.run),
+            format!(
+                "{} ({status}): it stops before its next tool call or stage with STOP_HUMAN",
+                args.run
+            ),
         );
     }
     Ok(ExitCode::Ok)

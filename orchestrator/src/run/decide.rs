@@ -27,20 +27,32 @@ pub fn streak(previous: u32, progress: &Progress) -> u32 {
 /// The decision after iteration `iteration` of `iteration_cap`, given the streak of iterations
 /// without progress (already updated) and its cap. Done wins over the caps: finishing on the
 /// last allowed iteration is a success.
-pub fn after_iteration(progress: &Progress, streak: u32, no_progress_cap: u32, iteration: u32, iteration_cap: u32) -> Next {
+pub fn after_iteration(
+    progress: &Progress,
+    streak: u32,
+    no_progress_cap: u32,
+    iteration: u32,
+    iteration_cap: u32,
+) -> Next {
     if progress.done {
         return Next::Done;
     }
     if streak >= no_progress_cap {
         return Next::Stop(
             StopCode::NoProgress,
-            format!("{streak} iteration(s) in a row without progress (cap {no_progress_cap}): {}", progress.reason),
+            format!(
+                "{streak} iteration(s) in a row without progress (cap {no_progress_cap}): {}",
+                progress.reason
+            ),
         );
     }
     if iteration >= iteration_cap {
         return Next::Stop(
             StopCode::IterationCap,
-            format!("iteration cap {iteration_cap} reached and not done: {}", progress.reason),
+            format!(
+                "iteration cap {iteration_cap} reached and not done: {}",
+                progress.reason
+            ),
         );
     }
     Next::Continue

@@ -1,12 +1,21 @@
 use super::*;
 
 fn progress(progressed: bool, done: bool) -> Progress {
-    Progress { iteration: 1, progressed, score: 0.0, done, reason: "r".into() }
+    Progress {
+        iteration: 1,
+        progressed,
+        score: 0.0,
+        done,
+        reason: "r".into(),
+    }
 }
 
 #[test]
 fn done_on_the_last_iteration_is_done_not_a_cap() {
-    assert_eq!(after_iteration(&progress(true, true), 0, 2, 3, 3), Next::Done);
+    assert_eq!(
+        after_iteration(&progress(true, true), 0, 2, 3, 3),
+        Next::Done
+    );
 }
 
 #[test]
@@ -19,7 +28,10 @@ fn no_progress_streak_at_its_cap_stops_with_no_progress() {
 fn iteration_cap_stops_a_progressing_run_that_is_not_done() {
     let n = after_iteration(&progress(true, false), 0, 2, 3, 3);
     assert!(matches!(n, Next::Stop(StopCode::IterationCap, _)), "{n:?}");
-    assert_eq!(after_iteration(&progress(true, false), 0, 2, 2, 3), Next::Continue);
+    assert_eq!(
+        after_iteration(&progress(true, false), 0, 2, 2, 3),
+        Next::Continue
+    );
 }
 
 #[test]
@@ -34,5 +46,8 @@ fn budget_levels_map_to_warn_pause_stop() {
     assert_eq!(budget_action(BudgetLevel::Escalate), BudgetAction::Pause);
     assert_eq!(budget_action(BudgetLevel::Stop), BudgetAction::Stop);
     assert_eq!(stop_code_for_dimension("tool_calls"), StopCode::ToolCallCap);
-    assert_eq!(stop_code_for_dimension("cost_usd"), StopCode::BudgetExceeded);
+    assert_eq!(
+        stop_code_for_dimension("cost_usd"),
+        StopCode::BudgetExceeded
+    );
 }

@@ -314,7 +314,11 @@ impl Engine {
     pub(super) fn say(&mut self, line: &str) {
         (self.report)(line);
         let path = self.dir.logs().join("run.log");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             use std::io::Write;
             let _ = writeln!(f, "{line}");
         }
@@ -322,24 +326,37 @@ impl Engine {
 
     /// Appends an audit event of this run.
     pub(super) fn event(&mut self, kind: &str, body: serde_json::Value) -> Result<(), EngineError> {
-        self.store.append(&Event::for_run(self.run_id.clone(), kind, body))?;
+        self.store
+            .append(&Event::for_run(self.run_id.clone(), kind, body))?;
         Ok(())
     }
 
     /// Sets the run's status in the store.
-    pub(super) fn status(&mut self, status: &str, stop: Option<StopCode>) -> Result<(), EngineError> {
-        self.store.set_run_status(&self.run_id, status, stop.map(|c| c.as_str()))?;
+    pub(super) fn status(
+        &mut self,
+        status: &str,
+        stop: Option<StopCode>,
+    ) -> Result<(), EngineError> {
+        self.store
+            .set_run_status(&self.run_id, status, stop.map(|c| c.as_str()))?;
         Ok(())
     }
 
     /// Prepares keys: `orchestrate setup`'s when every role has one, else per-run keys.
-    pub(super) fn prepare_keys(&mut self, use_setup: bool) -> Result<BTreeMap<RoleName, PathBuf>, EngineError> {
+    pub(super) fn prepare_keys(
+        &mut self,
+        use_setup: bool,
+    ) -> Result<BTreeMap<RoleName, PathBuf>, EngineError> {
         let mut paths = BTreeMap::new();
         if use_setup {
             for role in RoleName::ALL {
                 let dir = self.state_dir.join("keys").join(role.as_str());
-                let public = PublicKey::read(&dir.join("ed25519.pub"))
-                    .map_err(|source| EngineError::Key { label: role.to_string(), source })?;
+                let public = PublicKey::read(&dir.join("ed25519.pub")).map_err(|source| {
+                    EngineError::Key {
+                        label: role.to_string(),
+                        source,
+                    }
+                })?;
                 self.public.insert(role, public);
                 paths.insert(role, dir.join("ed25519.key"));
             }
@@ -350,14 +367,24 @@ impl Engine {
             let path = self.dir.key(role);
             let pub_path = path.with_file_name("ed25519.pub");
             let key = if path.is_file() {
-                KeyPair::read_private(&path).map_err(|source| EngineError::Key { label: role.to_string(), source })?
+                KeyPair::read_private(&path).map_err(|source| EngineError::Key {
+                    label: role.to_string(),
+                    source,
+                })?
             } else {
                 layout::parent_dirs(&path)?;
                 let key = KeyPair::generate();
-                key.write_private(&path).map_err(|source| EngineError::Key { label: role.to_string(), source })?;
+                key.write_private(&path)
+                    .map_err(|source| EngineError::Key {
+                        label: role.to_string(),
+                        source,
+                    })?;
                 key.public()
                     .write(&pub_path)
-                    .map_err(|source| EngineError::Key { label: role.to_string(), source })?;
+                    .map_err(|source| EngineError::Key {
+                        label: role.to_string(),
+                        source,
+                    })?;
                 key
             };
             self.public.insert(role, key.public());
@@ -375,8 +402,11 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let env = role_env(&self.policy.roles.sandbox.env_allow);
         for role in RoleName::ALL {
-            let Some(policy) = self.policy.roles.role(role).cloned() else { continue };
-            let (ours, theirs) = UnixStream::pair().map_err(|source| EngineError::Socket { role, source })?;
+            let Some(policy) = self.policy.roles.role(role).cloned() else {
+                continue;
+            };
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|source| EngineError::Socket { role, source })?;
             let spec = RoleSpec {
                 role,
                 run_id: self.run_id.clone(),
@@ -426,17 +456,31 @@ impl Engine {
             candidate_commit: self.head.clone(),
             test_commands: self.policy.test_commands.clone(),
             feedback: Vec::new(),
-            input: serde_json::to_value(input).map_err(|source| EngineError::Json { what: "task input", source })?,
+            input: serde_json::to_value(input).map_err(|source| EngineError::Json {
+                what: "task input",
+                source,
+            })?,
         })
     }
 
     /// Sends `task` to `role` and waits for its `want` result. Tool calls made on the way are
     /// recorded in the audit trail whether or not the task succeeds.
-    pub(super) async fn call(&mut self, role: RoleName, task: Task, want: MessageKind) -> Result<Result<Reply, Fault>, EngineError> {
+    pub(super) async fn call(
+        &mut self,
+        role: RoleName,
+        task: Task,
+        want: MessageKind,
+    ) -> Result<Result<Reply, Fault>, EngineError> {
         let Some(actor) = self.roles.get(&role).cloned() else {
-            return Ok(Err(Fault { code: StopCode::RoleCrashed, detail: format!("{role} is not running"), calls: vec![] }));
+            return Ok(Err(Fault {
+                code: StopCode::RoleCrashed,
+                detail: format!("{role} is not running"),
+                calls: vec![],
+            }));
         };
-        let result = actor.call(|port| RoleMsg::Call(Box::new(task), want, port), None).await;
+        let result = actor
+            .call(|port| RoleMsg::Call(Box::new(task), want, port), None)
+            .await;
         let result = match result {
             Ok(CallResult::Success(r)) => r,
             Ok(CallResult::Timeout) | Ok(CallResult::SenderError) | Err(_) => Err(Fault {
@@ -479,7 +523,11 @@ impl Engine {
         body: &T,
         plan_hash: &Digest32,
     ) -> Result<Result<(), Fault>, EngineError> {
-        let bad = |detail: String| Fault { code: StopCode::SecurityViolation, detail, calls: vec![] };
+        let bad = |detail: String| Fault {
+            code: StopCode::SecurityViolation,
+            detail,
+            calls: vec![],
+        };
         let Some(env) = artifact else {
             return Ok(Err(bad(format!("{role} sent its {name} unsigned"))));
         };
@@ -488,11 +536,19 @@ impl Engine {
         };
         let statement = match verify_artifact(env, role, &self.run_id, plan_hash, key) {
             Ok(s) => s,
-            Err(e) => return Ok(Err(bad(format!("{role}'s {name} artifact does not verify: {e}")))),
+            Err(e) => {
+                return Ok(Err(bad(format!(
+                    "{role}'s {name} artifact does not verify: {e}"
+                ))))
+            }
         };
         match statement.body::<T>() {
             Ok(signed) if &signed == body => {}
-            _ => return Ok(Err(bad(format!("{role}'s signed {name} differs from the message it sent")))),
+            _ => {
+                return Ok(Err(bad(format!(
+                    "{role}'s signed {name} differs from the message it sent"
+                ))))
+            }
         }
         layout::write_json(&self.dir.artifact(name), env)?;
         Ok(Ok(()))
@@ -508,9 +564,18 @@ fn role_env(allow: &[String]) -> Vec<(String, String)> {
         .collect();
     let home = std::env::var("HOME").unwrap_or_default();
     let defaults = [
-        ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
-        ("CARGO_HOME", std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"))),
-        ("RUSTUP_HOME", std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"))),
+        (
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
+        (
+            "CARGO_HOME",
+            std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo")),
+        ),
+        (
+            "RUSTUP_HOME",
+            std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup")),
+        ),
     ];
     for (k, v) in defaults {
         env.push((k.to_owned(), v));
@@ -529,7 +594,11 @@ pub(super) fn git_text(dir: &Path, args: &[&str]) -> Result<String, EngineError>
         .arg(dir)
         .args(args)
         .output()
-        .map_err(|source| EngineError::GitCmd { dir: dir.to_path_buf(), args: args.join(" "), detail: source.to_string() })?;
+        .map_err(|source| EngineError::GitCmd {
+            dir: dir.to_path_buf(),
+            args: args.join(" "),
+            detail: source.to_string(),
+        })?;
     if !out.status.success() {
         return Err(EngineError::GitCmd {
             dir: dir.to_path_buf(),

@@ -8,13 +8,24 @@ use protocol::frame::{Review, TestResults, TestStatus};
 use super::layout::{self, LayoutError};
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// JUnit XML of one iteration's results.
 pub fn junit(results: &TestResults) -> String {
-    let failed = results.tests.iter().filter(|t| t.status == TestStatus::Failed).count();
-    let skipped = results.tests.iter().filter(|t| t.status == TestStatus::Ignored).count();
+    let failed = results
+        .tests
+        .iter()
+        .filter(|t| t.status == TestStatus::Failed)
+        .count();
+    let skipped = results
+        .tests
+        .iter()
+        .filter(|t| t.status == TestStatus::Ignored)
+        .count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"iteration-{}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\">\n",
         results.iteration,
@@ -78,13 +89,24 @@ mod tests {
             commit: "c".into(),
             commands: vec![],
             tests: vec![
-                TestOutcome { name: "a<b".into(), command: "cargo test".into(), status: TestStatus::Passed },
-                TestOutcome { name: "c".into(), command: "cargo test".into(), status: TestStatus::Failed },
+                TestOutcome {
+                    name: "a<b".into(),
+                    command: "cargo test".into(),
+                    status: TestStatus::Passed,
+                },
+                TestOutcome {
+                    name: "c".into(),
+                    command: "cargo test".into(),
+                    status: TestStatus::Failed,
+                },
             ],
             changed_lines_coverage_pct: None,
         };
         let x = junit(&r);
-        assert!(x.contains("tests=\"2\" failures=\"1\" skipped=\"0\""), "{x}");
+        assert!(
+            x.contains("tests=\"2\" failures=\"1\" skipped=\"0\""),
+            "{x}"
+        );
         assert!(x.contains("name=\"a&lt;b\"/>"), "{x}");
         assert!(x.contains("<failure"), "{x}");
     }

@@ -75,7 +75,11 @@ pub struct Manifest {
 
 impl Engine {
     /// Stops the run with `code`.
-    pub(super) async fn halt(&mut self, code: StopCode, detail: &str) -> Result<Outcome, EngineError> {
+    pub(super) async fn halt(
+        &mut self,
+        code: StopCode,
+        detail: &str,
+    ) -> Result<Outcome, EngineError> {
         self.stop_roles();
         let quarantine = self.quarantine(code, detail)?;
         self.snapshot()?;
@@ -96,7 +100,10 @@ impl Engine {
     pub(super) async fn pause(&mut self, detail: &str) -> Result<Outcome, EngineError> {
         self.stop_roles();
         self.snapshot()?;
-        self.event("run.paused", serde_json::json!({"detail": detail, "iteration": self.iteration, "head": self.head}))?;
+        self.event(
+            "run.paused",
+            serde_json::json!({"detail": detail, "iteration": self.iteration, "head": self.head}),
+        )?;
         self.status("paused", None)?;
         self.say(&format!("[pause] budget escalation: {detail}; a person must run `orchestrate resume {} --reauthorize`", self.run_id));
         self.finish_files("paused", None, Some(detail))?;
@@ -119,11 +126,21 @@ impl Engine {
         if !work.exists() {
             return Ok(None);
         }
-        let changes = self.repo.candidate_changes(&self.base, &Candidate::FullTree(&work)).map(|(_, c)| c).unwrap_or_default();
+        let changes = self
+            .repo
+            .candidate_changes(&self.base, &Candidate::FullTree(&work))
+            .map(|(_, c)| c)
+            .unwrap_or_default();
         let q = self.dir.quarantine();
-        std::fs::create_dir_all(&q).map_err(|source| EngineError::Quarantine { path: q.clone(), source })?;
+        std::fs::create_dir_all(&q).map_err(|source| EngineError::Quarantine {
+            path: q.clone(),
+            source,
+        })?;
         let target = q.join(format!("work-iteration-{}", self.iteration));
-        std::fs::rename(&work, &target).map_err(|source| EngineError::Quarantine { path: work.clone(), source })?;
+        std::fs::rename(&work, &target).map_err(|source| EngineError::Quarantine {
+            path: work.clone(),
+            source,
+        })?;
         layout::write_json(
             &q.join(format!("work-iteration-{}.json", self.iteration)),
             &serde_json::json!({"code": code, "detail": detail, "changes_against_base": changes}),
@@ -133,17 +150,27 @@ impl Engine {
 
     /// `diff.patch` (base..head of the agent branch) and `agent.bundle` for the gate.
     fn snapshot(&mut self) -> Result<(), EngineError> {
-        let Some(head) = self.head.clone() else { return Ok(()) };
+        let Some(head) = self.head.clone() else {
+            return Ok(());
+        };
         let diff = self.repo.diff(&self.base, &head)?;
         layout::write(&self.dir.diff(), diff.as_bytes())?;
         let bundle = self.dir.bundle();
         let _ = std::fs::remove_file(&bundle);
         let range = format!("{}..refs/heads/{}", self.base, self.branch());
-        git_text(self.repo.root(), &["bundle", "create", &bundle.display().to_string(), &range])?;
+        git_text(
+            self.repo.root(),
+            &["bundle", "create", &bundle.display().to_string(), &range],
+        )?;
         Ok(())
     }
 
-    fn finish_files(&mut self, exit: &str, code: Option<StopCode>, detail: Option<&str>) -> Result<(), EngineError> {
+    fn finish_files(
+        &mut self,
+        exit: &str,
+        code: Option<StopCode>,
+        detail: Option<&str>,
+    ) -> Result<(), EngineError> {
         let files_written = match &self.head {
             Some(h) => git_text(self.repo.root(), &["diff", "--name-status", &self.base, h])?
                 .lines()
@@ -160,13 +187,23 @@ impl Engine {
         if let Ok(rd) = std::fs::read_dir(self.dir.root.join("artifacts")) {
             for e in rd.flatten() {
                 if let Ok(bytes) = std::fs::read(e.path()) {
-                    artifacts.insert(e.file_name().to_string_lossy().into_owned(), protocol::canonical::sha256(&bytes).to_hex());
+                    artifacts.insert(
+                        e.file_name().to_string_lossy().into_owned(),
+                        protocol::canonical::sha256(&bytes).to_hex(),
+                    );
                 }
             }
         }
         let head = self.store.head()?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-        let started = self.started.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let started = self
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let manifest = Manifest {
             version: 1,
             run_id: self.run_id.clone(),
@@ -193,7 +230,10 @@ impl Engine {
             external_calls: Vec::new(),
             tokens: serde_json::json!({"in": 0, "out": 0}),
             cost: serde_json::json!({"spent_usd": 0.0, "limit_usd": self.policy.cost_usd}),
-            tool_calls: self.shared.tool_calls.load(std::sync::atomic::Ordering::SeqCst),
+            tool_calls: self
+                .shared
+                .tool_calls
+                .load(std::sync::atomic::Ordering::SeqCst),
             iterations: self.iterations.clone(),
             exit: exit.to_owned(),
             stop_reason: code,

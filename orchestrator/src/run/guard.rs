@@ -25,7 +25,11 @@ pub fn check_changes(plan: &WorkPlan, changes: &[Change]) -> Result<(), Tripped>
     if changes.len() > cap {
         return Err(Tripped {
             code: StopCode::FileCap,
-            detail: format!("{} files changed, the plan allows {}", changes.len(), plan.file_cap),
+            detail: format!(
+                "{} files changed, the plan allows {}",
+                changes.len(),
+                plan.file_cap
+            ),
         });
     }
     let outside: Vec<&str> = changes
@@ -36,7 +40,10 @@ pub fn check_changes(plan: &WorkPlan, changes: &[Change]) -> Result<(), Tripped>
     if !outside.is_empty() {
         return Err(Tripped {
             code: StopCode::ScopeExceeded,
-            detail: format!("changed outside the declared targets: {}", outside.join(", ")),
+            detail: format!(
+                "changed outside the declared targets: {}",
+                outside.join(", ")
+            ),
         });
     }
     Ok(())
@@ -54,7 +61,11 @@ pub struct Dropped {
 /// Drift repair: narrows the plan's targets back to the FR's scope (its `paths.outputs` globs)
 /// minus the protected paths, and removes expected changes of dropped targets. Returns what was
 /// dropped; the caller records it before anything runs.
-pub fn narrow_to_scope(plan: &mut WorkPlan, outputs: &[String], protected: &[String]) -> Vec<Dropped> {
+pub fn narrow_to_scope(
+    plan: &mut WorkPlan,
+    outputs: &[String],
+    protected: &[String],
+) -> Vec<Dropped> {
     let build = |globs: &[String]| {
         let mut b = GlobSetBuilder::new();
         for g in globs {
@@ -79,7 +90,10 @@ pub fn narrow_to_scope(plan: &mut WorkPlan, outputs: &[String], protected: &[Str
         };
         match reason {
             Some(r) => {
-                dropped.push(Dropped { target: t.clone(), reason: r.to_owned() });
+                dropped.push(Dropped {
+                    target: t.clone(),
+                    reason: r.to_owned(),
+                });
                 false
             }
             None => true,
@@ -92,21 +106,49 @@ pub fn narrow_to_scope(plan: &mut WorkPlan, outputs: &[String], protected: &[Str
 
 /// Checks that the plan is no looser than the run's effective limits (a planner cannot raise a
 /// cap): returns the first field that is.
-pub fn looser_than(plan: &WorkPlan, limits: &protocol::fr::FrLimits, cost_usd: f64) -> Option<String> {
+pub fn looser_than(
+    plan: &WorkPlan,
+    limits: &protocol::fr::FrLimits,
+    cost_usd: f64,
+) -> Option<String> {
     let checks = [
-        ("iteration_cap", u64::from(plan.iteration_cap), u64::from(limits.iterations)),
-        ("no_progress_cap", u64::from(plan.no_progress_cap), u64::from(limits.no_progress)),
-        ("tool_call_cap", u64::from(plan.tool_call_cap), u64::from(limits.tool_calls)),
-        ("file_cap", u64::from(plan.file_cap), u64::from(limits.files)),
-        ("runtime_seconds", plan.runtime_seconds, limits.runtime_seconds),
+        (
+            "iteration_cap",
+            u64::from(plan.iteration_cap),
+            u64::from(limits.iterations),
+        ),
+        (
+            "no_progress_cap",
+            u64::from(plan.no_progress_cap),
+            u64::from(limits.no_progress),
+        ),
+        (
+            "tool_call_cap",
+            u64::from(plan.tool_call_cap),
+            u64::from(limits.tool_calls),
+        ),
+        (
+            "file_cap",
+            u64::from(plan.file_cap),
+            u64::from(limits.files),
+        ),
+        (
+            "runtime_seconds",
+            plan.runtime_seconds,
+            limits.runtime_seconds,
+        ),
     ];
     for (field, plan_value, limit) in checks {
         if plan_value > limit {
             return Some(format!("{field} {plan_value} > effective limit {limit}"));
         }
     }
-    (plan.budget.limits.per_run_usd > cost_usd)
-        .then(|| format!("budget.limits.per_run_usd {} > effective limit {cost_usd}", plan.budget.limits.per_run_usd))
+    (plan.budget.limits.per_run_usd > cost_usd).then(|| {
+        format!(
+            "budget.limits.per_run_usd {} > effective limit {cost_usd}",
+            plan.budget.limits.per_run_usd
+        )
+    })
 }
 
 #[cfg(test)]

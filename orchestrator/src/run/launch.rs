@@ -116,16 +116,24 @@ pub struct DirectLauncher {
 
 impl RoleLauncher for DirectLauncher {
     fn launch(&self, spec: RoleSpec) -> Result<RoleProcess, LaunchError> {
-        std::fs::create_dir_all(&spec.scratch)
-            .map_err(|source| LaunchError::Scratch { path: spec.scratch.clone(), source })?;
+        std::fs::create_dir_all(&spec.scratch).map_err(|source| LaunchError::Scratch {
+            path: spec.scratch.clone(),
+            source,
+        })?;
         if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log { path: spec.log.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log {
+                path: spec.log.clone(),
+                source,
+            })?;
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&spec.log)
-            .map_err(|source| LaunchError::Log { path: spec.log.clone(), source })?;
+            .map_err(|source| LaunchError::Log {
+                path: spec.log.clone(),
+                source,
+            })?;
         let mut cmd = Command::new(&spec.agent_bin);
         cmd.arg(spec.role.as_str())
             .arg("--run")
@@ -161,9 +169,11 @@ impl RoleLauncher for DirectLauncher {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|source| LaunchError::Spawn { role: spec.role, bin: spec.agent_bin.clone(), source })?;
+        let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+            role: spec.role,
+            bin: spec.agent_bin.clone(),
+            source,
+        })?;
         drop(spec.socket);
         Ok(RoleProcess { child })
     }
@@ -172,7 +182,12 @@ impl RoleLauncher for DirectLauncher {
         Containment {
             mode: "weaker".into(),
             layers_live: vec!["env".into()],
-            layers_missing: self.required.iter().filter(|l| l.as_str() != "env").cloned().collect(),
+            layers_missing: self
+                .required
+                .iter()
+                .filter(|l| l.as_str() != "env")
+                .cloned()
+                .collect(),
         }
     }
 }

@@ -44,7 +44,9 @@ pub struct RunDir {
 impl RunDir {
     /// The run directory of `run_id` under `state`.
     pub fn new(state: &Path, run_id: &str) -> Self {
-        Self { root: state.join("runs").join(run_id) }
+        Self {
+            root: state.join("runs").join(run_id),
+        }
     }
     /// `WORK_PLAN.json`.
     pub fn work_plan(&self) -> PathBuf {
@@ -52,7 +54,9 @@ impl RunDir {
     }
     /// `artifacts/<name>.dsse.json`.
     pub fn artifact(&self, name: &str) -> PathBuf {
-        self.root.join("artifacts").join(format!("{name}.dsse.json"))
+        self.root
+            .join("artifacts")
+            .join(format!("{name}.dsse.json"))
     }
     /// `agent.bundle`.
     pub fn bundle(&self) -> PathBuf {
@@ -76,7 +80,10 @@ impl RunDir {
     }
     /// `keys/<role>/ed25519.key` (per-run keys of the weaker mode).
     pub fn key(&self, role: RoleName) -> PathBuf {
-        self.root.join("keys").join(role.as_str()).join("ed25519.key")
+        self.root
+            .join("keys")
+            .join(role.as_str())
+            .join("ed25519.key")
     }
     /// `volume/`: the run's sandbox volume (base, work, candidates, scratch).
     pub fn volume(&self) -> PathBuf {
@@ -107,7 +114,10 @@ impl RunDir {
 /// Creates `path`'s parent directories.
 pub fn parent_dirs(path: &Path) -> Result<(), LayoutError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| LayoutError::CreateDir { path: parent.to_path_buf(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| LayoutError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -115,13 +125,18 @@ pub fn parent_dirs(path: &Path) -> Result<(), LayoutError> {
 /// Writes bytes, creating parents.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     parent_dirs(path)?;
-    std::fs::write(path, bytes).map_err(|source| LayoutError::Write { path: path.to_path_buf(), source })
+    std::fs::write(path, bytes).map_err(|source| LayoutError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes pretty JSON with a trailing newline.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), LayoutError> {
-    let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|source| LayoutError::Json { path: path.to_path_buf(), source })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| LayoutError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     bytes.push(b'\n');
     write(path, &bytes)
 }
@@ -158,7 +173,10 @@ mod tests {
     #[test]
     fn run_ids_have_the_documented_shape() {
         // 2026-11-23T10:44:49Z
-        assert_eq!(new_run_id("FR-12", 1_795_430_689, 0xbeef), "FR-12-20261123T104449-beef");
+        assert_eq!(
+            new_run_id("FR-12", 1_795_430_689, 0xbeef),
+            "FR-12-20261123T104449-beef"
+        );
         assert_eq!(new_run_id("FR-1", 0, 1), "FR-1-19700101T000000-0001");
     }
 }

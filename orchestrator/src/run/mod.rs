@@ -60,14 +60,14 @@ pub enum RunError {
         /// The path.
         path: PathBuf,
         /// Cause.
-        source: GitError,
+        source: Box<GitError>,
     },
     /// The state store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     /// A document is invalid (exit 2).
     #[error(transparent)]
-    Preflight(#[from] PreflightError),
+    Preflight(Box<PreflightError>),
     /// Required containment is unavailable and `--allow-weaker` was not given (exit 3).
     #[error("containment unavailable: {reason}; refusing to run (pass --allow-weaker to run without it, recorded in the manifest)")]
     NoContainment {
@@ -88,7 +88,7 @@ pub enum RunError {
     },
     /// The engine failed.
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(Box<EngineError>),
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -97,7 +97,7 @@ pub enum RunError {
     Supervisor(String),
     /// Writing the run directory failed.
     #[error(transparent)]
-    Layout(#[from] layout::LayoutError),
+    Layout(Box<layout::LayoutError>),
     /// No such run.
     #[error("no run {run_id}")]
     NoSuchRun {
@@ -118,6 +118,30 @@ pub enum RunError {
         /// The run.
         run_id: String,
     },
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> Self {
+        RunError::Store(Box::new(e))
+    }
+}
+
+impl From<PreflightError> for RunError {
+    fn from(e: PreflightError) -> Self {
+        RunError::Preflight(Box::new(e))
+    }
+}
+
+impl From<EngineError> for RunError {
+    fn from(e: EngineError) -> Self {
+        RunError::Engine(Box::new(e))
+    }
+}
+
+impl From<layout::LayoutError> for RunError {
+    fn from(e: layout::LayoutError) -> Self {
+        RunError::Layout(Box::new(e))
+    }
 }
 
 /// What `start` needs.
@@ -143,7 +167,10 @@ pub fn agent_binary() -> Result<PathBuf, RunError> {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     if let Some(dir) = exe.parent() {
-        for c in [dir.join("orchestrate-agent"), dir.join("../orchestrate-agent")] {
+        for c in [
+            dir.join("orchestrate-agent"),
+            dir.join("../orchestrate-agent"),
+        ] {
             if c.is_file() {
                 return Ok(c);
             }
@@ -162,14 +189,24 @@ pub fn agent_binary() -> Result<PathBuf, RunError> {
 
 /// Whether every role key `orchestrate setup` writes is present.
 pub fn setup_done(state_dir: &Path) -> bool {
-    protocol::RoleName::ALL
-        .iter()
-        .all(|r| state_dir.join("keys").join(r.as_str()).join("ed25519.pub").is_file())
+    protocol::RoleName::ALL.iter().all(|r| {
+        state_dir
+            .join("keys")
+            .join(r.as_str())
+            .join("ed25519.pub")
+            .is_file()
+    })
 }
 
 /// The launcher for this run, or why containment is unavailable.
 fn choose_launcher(policy: &Policy, allow_weaker: bool) -> Result<Box<dyn RoleLauncher>, String> {
-    let required: Vec<String> = policy.roles.sandbox.require.iter().map(|l| l.as_str().to_owned()).collect();
+    let required: Vec<String> = policy
+        .roles
+        .sandbox
+        .require
+        .iter()
+        .map(|l| l.as_str().to_owned())
+        .collect();
     // The contained launcher (sandbox crate) is not wired into the run engine yet, so every
     // required layer is unavailable here: fail closed unless the caller accepted the weaker mode.
     let reason = format!(
@@ -184,7 +221,10 @@ fn choose_launcher(policy: &Policy, allow_weaker: bool) -> Result<Box<dyn RoleLa
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 fn rand16() -> u16 {
@@ -193,32 +233,50 @@ fn rand16() -> u16 {
         use std::io::Read;
         let _ = f.read_exact(&mut b);
     }
-    u16::from_be_bytes(b) ^ (std::process::id() as u16)
+    u16::from_be_bytes(b) ^ u16::try_from(std::process::id() & 0xffff).unwrap_or(0)
 }
 
 /// The OS user running this process (for audit events).
 pub fn os_user() -> serde_json::Value {
     // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
-    let name = std::env::var("SUDO_USER").ok().filter(|_| uid == 0).or_else(|| std::env::var("USER").ok());
+    let name = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|_| uid == 0)
+        .or_else(|| std::env::var("USER").ok());
     serde_json::json!({"uid": uid, "name": name})
 }
 
 /// Starts a run and drives it to its end.
 pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
-    let repo = Repo::discover(&req.repo).map_err(|source| RunError::Repo { path: req.repo.clone(), source })?;
-    let base = repo.head_commit().map_err(|source| RunError::Repo { path: req.repo.clone(), source })?;
+    let repo = Repo::discover(&req.repo).map_err(|source| RunError::Repo {
+        path: req.repo.clone(),
+        source: Box::new(source),
+    })?;
+    let base = repo.head_commit().map_err(|source| RunError::Repo {
+        path: req.repo.clone(),
+        source: Box::new(source),
+    })?;
     let mut store = Store::open(&req.state_dir)?;
     let run_id = layout::new_run_id(&req.fr_id, now_secs(), rand16());
     let dir = RunDir::new(&req.state_dir, &run_id);
     layout::write(&dir.pid_file(), std::process::id().to_string().as_bytes())?;
-    store.create_run(&NewRun { run_id: run_id.clone(), fr_id: req.fr_id.clone(), status: status::PREFLIGHT.into() })?;
+    store.create_run(&NewRun {
+        run_id: run_id.clone(),
+        fr_id: req.fr_id.clone(),
+        status: status::PREFLIGHT.into(),
+    })?;
     store.append(&Event::for_run(
         run_id.clone(),
         "run.started",
         serde_json::json!({"fr": req.fr_id, "repo": repo.root(), "base": base, "by": os_user(), "pid": std::process::id()}),
     ))?;
-    (req.report)(&format!("run {run_id}: {} on {} (base {})", req.fr_id, repo.root().display(), &base[..base.len().min(12)]));
+    (req.report)(&format!(
+        "run {run_id}: {} on {} (base {})",
+        req.fr_id,
+        repo.root().display(),
+        &base[..base.len().min(12)]
+    ));
     let policy = match preflight::load(repo.root(), &req.fr_id) {
         Ok(p) => p,
         Err(e) if e.is_missing_acceptance() => {
@@ -228,7 +286,11 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
                 "run.stopped",
                 serde_json::json!({"code": StopCode::MissingAcceptance, "detail": detail, "stage": "preflight"}),
             ))?;
-            store.set_run_status(&run_id, status::STOPPED, Some(StopCode::MissingAcceptance.as_str()))?;
+            store.set_run_status(
+                &run_id,
+                status::STOPPED,
+                Some(StopCode::MissingAcceptance.as_str()),
+            )?;
             (req.report)(&format!("[stop] {}: {detail}", StopCode::MissingAcceptance));
             return Ok(Summary {
                 run_id: run_id.clone(),
@@ -239,7 +301,11 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
             });
         }
         Err(e) => {
-            store.append(&Event::for_run(run_id.clone(), "run.refused", serde_json::json!({"stage": "preflight", "error": e.to_string()})))?;
+            store.append(&Event::for_run(
+                run_id.clone(),
+                "run.refused",
+                serde_json::json!({"stage": "preflight", "error": e.to_string()}),
+            ))?;
             store.set_run_status(&run_id, status::REFUSED, None)?;
             return Err(e.into());
         }
@@ -247,20 +313,36 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
     let launcher = match choose_launcher(&policy, req.allow_weaker) {
         Ok(l) => l,
         Err(reason) => {
-            store.append(&Event::for_run(run_id.clone(), "run.refused", serde_json::json!({"stage": "containment", "reason": reason})))?;
-            store.set_run_status(&run_id, status::REFUSED, Some(StopCode::ContainmentUnavailable.as_str()))?;
+            store.append(&Event::for_run(
+                run_id.clone(),
+                "run.refused",
+                serde_json::json!({"stage": "containment", "reason": reason}),
+            ))?;
+            store.set_run_status(
+                &run_id,
+                status::REFUSED,
+                Some(StopCode::ContainmentUnavailable.as_str()),
+            )?;
             return Err(RunError::NoContainment { reason });
         }
     };
     let containment = launcher.containment();
-    store.append(&Event::for_run(run_id.clone(), "containment", serde_json::to_value(&containment).unwrap_or_default()))?;
+    store.append(&Event::for_run(
+        run_id.clone(),
+        "containment",
+        serde_json::to_value(&containment).unwrap_or_default(),
+    ))?;
     if containment.mode == "weaker" {
         (req.report)(&format!(
             "WEAKER MODE (--allow-weaker): roles run as plain processes; not live: {} (recorded in the manifest)",
             containment.layers_missing.join(", ")
         ));
     }
-    let session = req.session.take().unwrap_or_else(|| repo.root().join("sessions").join(format!("{}.json", req.fr_id)));
+    let session = req.session.take().unwrap_or_else(|| {
+        repo.root()
+            .join("sessions")
+            .join(format!("{}.json", req.fr_id))
+    });
     if !session.is_file() {
         return Err(RunError::NoSession { path: session });
     }
@@ -280,7 +362,11 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
     drive(engine, None, false)
 }
 
-fn drive(engine: Engine, resume: Option<Checkpoint>, setup_keys: bool) -> Result<Summary, RunError> {
+fn drive(
+    engine: Engine,
+    resume: Option<Checkpoint>,
+    setup_keys: bool,
+) -> Result<Summary, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -291,9 +377,17 @@ fn drive(engine: Engine, resume: Option<Checkpoint>, setup_keys: bool) -> Result
     let dir = engine.dir.root.clone();
     let repo_root = engine.repo.root().to_path_buf();
     let outcome = runtime.block_on(async move {
-        let (actor, handle) = Actor::spawn(None, RunSupervisor, SupervisorArgs { engine, resume, setup_keys })
-            .await
-            .map_err(|e| RunError::Supervisor(e.to_string()))?;
+        let (actor, handle) = Actor::spawn(
+            None,
+            RunSupervisor,
+            SupervisorArgs {
+                engine,
+                resume,
+                setup_keys,
+            },
+        )
+        .await
+        .map_err(|e| RunError::Supervisor(e.to_string()))?;
         let reply = actor
             .call(SupervisorMsg::Drive, None)
             .await
@@ -301,17 +395,30 @@ fn drive(engine: Engine, resume: Option<Checkpoint>, setup_keys: bool) -> Result
         let _ = handle.await;
         match reply {
             ractor::rpc::CallResult::Success(r) => r.map_err(RunError::from),
-            _ => Err(RunError::Supervisor("the supervisor ended without an answer".into())),
+            _ => Err(RunError::Supervisor(
+                "the supervisor ended without an answer".into(),
+            )),
         }
     })?;
-    let head = Repo::discover(&repo_root).ok().and_then(|r| r.resolve(&format!("refs/heads/{branch}")).ok().flatten());
-    Ok(Summary { run_id, outcome, dir, branch, head })
+    let head = Repo::discover(&repo_root)
+        .ok()
+        .and_then(|r| r.resolve(&format!("refs/heads/{branch}")).ok().flatten());
+    Ok(Summary {
+        run_id,
+        outcome,
+        dir,
+        branch,
+        head,
+    })
 }
 
 /// Whether the process that drove a run is still alive.
 pub fn driver_alive(state_dir: &Path, run_id: &str) -> bool {
     let pid_file = RunDir::new(state_dir, run_id).pid_file();
-    let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok()) else {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
         return false;
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -349,21 +456,37 @@ pub struct ResumeRequest {
 /// Resumes a stopped, paused or interrupted run after a human re-authorized it.
 pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
     let mut store = Store::open_existing(&req.state_dir)?;
-    let record = store.run(&req.run_id)?.ok_or_else(|| RunError::NoSuchRun { run_id: req.run_id.clone() })?;
+    let record = store.run(&req.run_id)?.ok_or_else(|| RunError::NoSuchRun {
+        run_id: req.run_id.clone(),
+    })?;
     let shown = shown_status(&req.state_dir, &req.run_id, &record.status);
-    if !matches!(shown.as_str(), status::STOPPED | status::PAUSED | status::INTERRUPTED) {
-        return Err(RunError::NotResumable { run_id: req.run_id.clone(), status: shown });
+    if !matches!(
+        shown.as_str(),
+        status::STOPPED | status::PAUSED | status::INTERRUPTED
+    ) {
+        return Err(RunError::NotResumable {
+            run_id: req.run_id.clone(),
+            status: shown,
+        });
     }
     if !req.reauthorize {
-        return Err(RunError::NeedsReauthorize { run_id: req.run_id.clone() });
+        return Err(RunError::NeedsReauthorize {
+            run_id: req.run_id.clone(),
+        });
     }
-    let repo = Repo::discover(&req.repo).map_err(|source| RunError::Repo { path: req.repo.clone(), source })?;
+    let repo = Repo::discover(&req.repo).map_err(|source| RunError::Repo {
+        path: req.repo.clone(),
+        source: Box::new(source),
+    })?;
     let policy = preflight::load(repo.root(), &record.fr_id)?;
-    let launcher = choose_launcher(&policy, req.allow_weaker).map_err(|reason| RunError::NoContainment { reason })?;
+    let launcher = choose_launcher(&policy, req.allow_weaker)
+        .map_err(|reason| RunError::NoContainment { reason })?;
     let dir = RunDir::new(&req.state_dir, &req.run_id);
     let _ = std::fs::remove_file(dir.stop_request());
     layout::write(&dir.pid_file(), std::process::id().to_string().as_bytes())?;
-    let checkpoint: Option<Checkpoint> = std::fs::read(dir.checkpoint()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let checkpoint: Option<Checkpoint> = std::fs::read(dir.checkpoint())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     store.append(&Event::for_run(
         req.run_id.clone(),
         "run.reauthorized",
@@ -372,10 +495,20 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
     store.set_run_status(&req.run_id, status::RUNNING, None)?;
     let base = match &checkpoint {
         Some(c) => c.base.clone(),
-        None => repo.head_commit().map_err(|source| RunError::Repo { path: req.repo.clone(), source })?,
+        None => repo.head_commit().map_err(|source| RunError::Repo {
+            path: req.repo.clone(),
+            source: Box::new(source),
+        })?,
     };
-    (req.report)(&format!("run {}: resumed by a person (re-authorized)", req.run_id));
-    let session = req.session.take().unwrap_or_else(|| repo.root().join("sessions").join(format!("{}.json", record.fr_id)));
+    (req.report)(&format!(
+        "run {}: resumed by a person (re-authorized)",
+        req.run_id
+    ));
+    let session = req.session.take().unwrap_or_else(|| {
+        repo.root()
+            .join("sessions")
+            .join(format!("{}.json", record.fr_id))
+    });
     let agent_bin = agent_binary()?;
     let engine = Engine::new(EngineParts {
         run_id: req.run_id.clone(),
@@ -396,11 +529,17 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
 /// stage) and the audit event. A run whose orchestrator is gone is marked stopped at once.
 pub fn request_stop(state_dir: &Path, run_id: &str) -> Result<String, RunError> {
     let mut store = Store::open_existing(state_dir)?;
-    let record = store.run(run_id)?.ok_or_else(|| RunError::NoSuchRun { run_id: run_id.to_owned() })?;
+    let record = store.run(run_id)?.ok_or_else(|| RunError::NoSuchRun {
+        run_id: run_id.to_owned(),
+    })?;
     let shown = shown_status(state_dir, run_id, &record.status);
     let dir = RunDir::new(state_dir, run_id);
     layout::write(&dir.stop_request(), b"stop requested\n")?;
-    store.append(&Event::for_run(run_id.to_owned(), "run.stop_requested", serde_json::json!({"by": os_user(), "status": shown})))?;
+    store.append(&Event::for_run(
+        run_id.to_owned(),
+        "run.stop_requested",
+        serde_json::json!({"by": os_user(), "status": shown}),
+    ))?;
     if shown == status::INTERRUPTED || shown == status::PAUSED {
         store.append(&Event::for_run(
             run_id.to_owned(),

@@ -1,7 +1,9 @@
 //! The stages of a run: baseline, plan, and the iteration loop (codegen → scan and commit →
 //! tests → progress → review → budget). A stage returns `Some(outcome)` when the run ended.
 
-use agents::roles::input::{CodegenInput, CostInput, PlannerInput, ProgressInput, ReviewInput, TestRunnerInput, Usage};
+use agents::roles::input::{
+    CodegenInput, CostInput, PlannerInput, ProgressInput, ReviewInput, TestRunnerInput, Usage,
+};
 use agents::roles::progress::{acceptance_passing, failures};
 use protocol::canonical::Digest32;
 use protocol::frame::{BudgetLevel, Message, MessageKind, TestResults};
@@ -23,10 +25,16 @@ fn short(c: &str) -> &str {
 
 impl Engine {
     /// The run from the start (or from a checkpoint when resuming).
-    pub(super) async fn execute(&mut self, resume: Option<Checkpoint>) -> Result<Outcome, EngineError> {
+    pub(super) async fn execute(
+        &mut self,
+        resume: Option<Checkpoint>,
+    ) -> Result<Outcome, EngineError> {
         match resume {
             None => {
-                self.head_tree = git_text(self.repo.root(), &["rev-parse", &format!("{}^{{tree}}", self.base)])?;
+                self.head_tree = git_text(
+                    self.repo.root(),
+                    &["rev-parse", &format!("{}^{{tree}}", self.base)],
+                )?;
                 self.status("running", None)?;
                 if let Some(o) = self.baseline().await? {
                     return Ok(o);
@@ -53,22 +61,44 @@ impl Engine {
             self.policy.test_commands.join(", "),
             short(&self.base)
         ));
-        let input = TestRunnerInput { tree: base_dir, scratch: self.scratch(RoleName::TestRunner) };
+        let input = TestRunnerInput {
+            tree: base_dir,
+            scratch: self.scratch(RoleName::TestRunner),
+        };
         let task = self.task(&input)?;
-        let reply = match self.call(RoleName::TestRunner, task, MessageKind::TestResults).await? {
+        let reply = match self
+            .call(RoleName::TestRunner, task, MessageKind::TestResults)
+            .await?
+        {
             Ok(r) => r,
             Err(f) => return self.halt(f.code, &f.detail).await.map(Some),
         };
         let Message::TestResults(results) = reply.body else {
-            return self.halt(StopCode::ProtocolViolation, "test-runner sent no results").await.map(Some);
+            return self
+                .halt(StopCode::ProtocolViolation, "test-runner sent no results")
+                .await
+                .map(Some);
         };
         let zero = Digest32([0; 32]);
-        if let Err(f) = self.accept_artifact(RoleName::TestRunner, "baseline_test_results", reply.artifact.as_ref(), &results, &zero)? {
+        if let Err(f) = self.accept_artifact(
+            RoleName::TestRunner,
+            "baseline_test_results",
+            reply.artifact.as_ref(),
+            &results,
+            &zero,
+        )? {
             return self.halt(f.code, &f.detail).await.map(Some);
         }
         let red = failures(&results);
-        let passed = results.tests.iter().filter(|t| t.status == protocol::frame::TestStatus::Passed).count();
-        self.event("baseline", serde_json::json!({"commit": self.base, "failures": red, "passed": passed}))?;
+        let passed = results
+            .tests
+            .iter()
+            .filter(|t| t.status == protocol::frame::TestStatus::Passed)
+            .count();
+        self.event(
+            "baseline",
+            serde_json::json!({"commit": self.base, "failures": red, "passed": passed}),
+        )?;
         if red > 0 {
             let failed: Vec<String> = results
                 .tests
@@ -76,10 +106,16 @@ impl Engine {
                 .filter(|t| t.status == protocol::frame::TestStatus::Failed)
                 .map(|t| t.name.clone())
                 .collect();
-            let detail = format!("{red} failure(s) on the base commit {}: {}", short(&self.base), failed.join(", "));
+            let detail = format!(
+                "{red} failure(s) on the base commit {}: {}",
+                short(&self.base),
+                failed.join(", ")
+            );
             return self.halt(StopCode::BaselineRed, &detail).await.map(Some);
         }
-        self.say(&format!("[baseline] green: {passed} test(s) pass on the base commit"));
+        self.say(&format!(
+            "[baseline] green: {passed} test(s) pass on the base commit"
+        ));
         self.last_results = Some(results);
         Ok(None)
     }
@@ -103,46 +139,95 @@ impl Engine {
                 repo: self.dir.volume().join("base"),
             };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::Planner, task, MessageKind::Plan).await? {
+            let reply = match self
+                .call(RoleName::Planner, task, MessageKind::Plan)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await.map(Some),
             };
             let Message::Plan(msg) = reply.body else {
-                return self.halt(StopCode::ProtocolViolation, "planner sent no plan").await.map(Some);
+                return self
+                    .halt(StopCode::ProtocolViolation, "planner sent no plan")
+                    .await
+                    .map(Some);
             };
             let plan = msg.plan;
             let hash = plan.hash()?;
-            if let Err(f) = self.accept_artifact(RoleName::Planner, "plan", reply.artifact.as_ref(), &plan, &hash)? {
+            if let Err(f) = self.accept_artifact(
+                RoleName::Planner,
+                "plan",
+                reply.artifact.as_ref(),
+                &plan,
+                &hash,
+            )? {
                 return self.halt(f.code, &f.detail).await.map(Some);
             }
             if let Err(e) = plan.validate() {
-                return self.halt(StopCode::SecurityViolation, &format!("the planner's plan is invalid: {e}")).await.map(Some);
+                return self
+                    .halt(
+                        StopCode::SecurityViolation,
+                        &format!("the planner's plan is invalid: {e}"),
+                    )
+                    .await
+                    .map(Some);
             }
             let mut narrowed = plan.clone();
-            let dropped = guard::narrow_to_scope(&mut narrowed, &self.policy.fr.paths.outputs, &self.policy.roles.protected_paths);
+            let dropped = guard::narrow_to_scope(
+                &mut narrowed,
+                &self.policy.fr.paths.outputs,
+                &self.policy.roles.protected_paths,
+            );
             if !dropped.is_empty() {
-                self.event("plan.drift_repaired", serde_json::json!({"attempt": attempt, "dropped": dropped}))?;
+                self.event(
+                    "plan.drift_repaired",
+                    serde_json::json!({"attempt": attempt, "dropped": dropped}),
+                )?;
                 let names: Vec<&str> = dropped.iter().map(|d| d.target.as_str()).collect();
-                self.say(&format!("[plan] drift repair: dropped targets outside the FR's scope: {}", names.join(", ")));
+                self.say(&format!(
+                    "[plan] drift repair: dropped targets outside the FR's scope: {}",
+                    names.join(", ")
+                ));
                 if attempt == 0 && !narrowed.targets.is_empty() {
                     fr.paths.outputs = narrowed.targets.clone();
                     continue;
                 }
                 return self
-                    .halt(StopCode::ScopeExceeded, "the planner kept targets outside the FR's scope after drift repair")
+                    .halt(
+                        StopCode::ScopeExceeded,
+                        "the planner kept targets outside the FR's scope after drift repair",
+                    )
                     .await
                     .map(Some);
             }
-            if let Some(field) = guard::looser_than(&plan, &self.policy.limits, self.policy.cost_usd) {
-                return self.halt(StopCode::SecurityViolation, &format!("plan looser than policy: {field}")).await.map(Some);
+            if let Some(field) =
+                guard::looser_than(&plan, &self.policy.limits, self.policy.cost_usd)
+            {
+                return self
+                    .halt(
+                        StopCode::SecurityViolation,
+                        &format!("plan looser than policy: {field}"),
+                    )
+                    .await
+                    .map(Some);
             }
-            if plan.fr_ids != vec![self.policy.fr.id.clone()] || plan.branch.agent_branch != self.branch() {
-                return self.halt(StopCode::SecurityViolation, "plan names another FR or branch").await.map(Some);
+            if plan.fr_ids != vec![self.policy.fr.id.clone()]
+                || plan.branch.agent_branch != self.branch()
+            {
+                return self
+                    .halt(
+                        StopCode::SecurityViolation,
+                        "plan names another FR or branch",
+                    )
+                    .await
+                    .map(Some);
             }
             let bytes = protocol::canonical::to_vec(&plan)?;
             layout::write(&self.dir.work_plan(), &bytes)?;
             self.store.set_run_plan_hash(&self.run_id, &hash.to_hex())?;
-            self.shared.tool_call_cap.store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
+            self.shared
+                .tool_call_cap
+                .store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
             self.event(
                 "plan.validated",
                 serde_json::json!({
@@ -167,20 +252,34 @@ impl Engine {
             self.plan = Some(plan);
             return Ok(None);
         }
-        self.halt(StopCode::ScopeExceeded, "drift repair did not converge").await.map(Some)
+        self.halt(StopCode::ScopeExceeded, "drift repair did not converge")
+            .await
+            .map(Some)
     }
 
     fn restore(&mut self, cp: Checkpoint) -> Result<(), EngineError> {
         let path = self.dir.work_plan();
-        let bytes = std::fs::read(&path).map_err(|e| EngineError::Resume { path: path.clone(), detail: e.to_string() })?;
-        let plan: WorkPlan = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::Resume { path: path.clone(), detail: e.to_string() })?;
+        let bytes = std::fs::read(&path).map_err(|e| EngineError::Resume {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let plan: WorkPlan = serde_json::from_slice(&bytes).map_err(|e| EngineError::Resume {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         let hash = plan.hash()?;
         if hash.to_hex() != cp.plan_hash {
-            return Err(EngineError::Resume { path, detail: "WORK_PLAN.json does not match the run's plan hash".into() });
+            return Err(EngineError::Resume {
+                path,
+                detail: "WORK_PLAN.json does not match the run's plan hash".into(),
+            });
         }
-        self.shared.tool_call_cap.store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
-        self.shared.tool_calls.store(cp.tool_calls, std::sync::atomic::Ordering::SeqCst);
+        self.shared
+            .tool_call_cap
+            .store(plan.tool_call_cap, std::sync::atomic::Ordering::SeqCst);
+        self.shared
+            .tool_calls
+            .store(cp.tool_calls, std::sync::atomic::Ordering::SeqCst);
         self.plan_hash = Some(hash);
         self.plan = Some(plan);
         self.base = cp.base;
@@ -196,7 +295,9 @@ impl Engine {
     }
 
     pub(super) fn checkpoint(&mut self) -> Result<(), EngineError> {
-        let (Some(hash), Some(last)) = (self.plan_hash, self.last_results.clone()) else { return Ok(()) };
+        let (Some(hash), Some(last)) = (self.plan_hash, self.last_results.clone()) else {
+            return Ok(());
+        };
         let cp = Checkpoint {
             base: self.base.clone(),
             head: self.head.clone(),
@@ -204,7 +305,10 @@ impl Engine {
             plan_hash: hash.to_hex(),
             last_results: last,
             streak: self.streak,
-            tool_calls: self.shared.tool_calls.load(std::sync::atomic::Ordering::SeqCst),
+            tool_calls: self
+                .shared
+                .tool_calls
+                .load(std::sync::atomic::Ordering::SeqCst),
             elapsed_s: self.elapsed().as_secs(),
             iterations: self.iterations.clone(),
         };
@@ -213,18 +317,40 @@ impl Engine {
     }
 
     fn usage(&self, plan: &WorkPlan) -> Vec<Usage> {
-        let calls = self.shared.tool_calls.load(std::sync::atomic::Ordering::SeqCst).min(plan.tool_call_cap.saturating_add(1));
+        let calls = self
+            .shared
+            .tool_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .min(plan.tool_call_cap.saturating_add(1));
         vec![
-            Usage { dimension: "wall_clock_s".into(), used: self.elapsed().as_secs_f64(), limit: plan.runtime_seconds as f64 },
-            Usage { dimension: "tool_calls".into(), used: f64::from(calls), limit: f64::from(plan.tool_call_cap) },
-            Usage { dimension: "iterations".into(), used: f64::from(self.iteration), limit: f64::from(plan.iteration_cap) },
-            Usage { dimension: "cost_usd".into(), used: 0.0, limit: plan.budget.limits.per_run_usd },
+            Usage {
+                dimension: "wall_clock_s".into(),
+                used: self.elapsed().as_secs_f64(),
+                limit: plan.runtime_seconds as f64,
+            },
+            Usage {
+                dimension: "tool_calls".into(),
+                used: f64::from(calls),
+                limit: f64::from(plan.tool_call_cap),
+            },
+            Usage {
+                dimension: "iterations".into(),
+                used: f64::from(self.iteration),
+                limit: f64::from(plan.iteration_cap),
+            },
+            Usage {
+                dimension: "cost_usd".into(),
+                used: 0.0,
+                limit: plan.budget.limits.per_run_usd,
+            },
         ]
     }
 
     async fn iterate(&mut self) -> Result<Outcome, EngineError> {
         let (Some(plan), Some(plan_hash)) = (self.plan.clone(), self.plan_hash) else {
-            return self.halt(StopCode::SecurityViolation, "no validated plan").await;
+            return self
+                .halt(StopCode::SecurityViolation, "no validated plan")
+                .await;
         };
         let work = self.dir.volume().join("work");
         if !work.exists() {
@@ -236,13 +362,31 @@ impl Engine {
             self.iteration += 1;
             let n = self.iteration;
             if self.shared.stop_file.exists() {
-                return self.halt(StopCode::Human, "a person asked the run to stop (orchestrate stop)").await;
+                return self
+                    .halt(
+                        StopCode::Human,
+                        "a person asked the run to stop (orchestrate stop)",
+                    )
+                    .await;
             }
             if n > plan.iteration_cap {
-                return self.halt(StopCode::IterationCap, &format!("iteration {n} would exceed the cap of {}", plan.iteration_cap)).await;
+                return self
+                    .halt(
+                        StopCode::IterationCap,
+                        &format!(
+                            "iteration {n} would exceed the cap of {}",
+                            plan.iteration_cap
+                        ),
+                    )
+                    .await;
             }
             if tokio::time::Instant::now() >= self.shared.deadline {
-                return self.halt(StopCode::RuntimeExceeded, "the run's wall-clock ceiling passed").await;
+                return self
+                    .halt(
+                        StopCode::RuntimeExceeded,
+                        "the run's wall-clock ceiling passed",
+                    )
+                    .await;
             }
             self.stage = "codegen";
             self.event("iteration.started", serde_json::json!({"iteration": n}))?;
@@ -251,9 +395,15 @@ impl Engine {
                 plan.iteration_cap,
                 self.session.display()
             ));
-            let input = CodegenInput { session: self.session.clone(), worktree: work.clone() };
+            let input = CodegenInput {
+                session: self.session.clone(),
+                worktree: work.clone(),
+            };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::Codegen, task, MessageKind::ChangeReady).await? {
+            let reply = match self
+                .call(RoleName::Codegen, task, MessageKind::ChangeReady)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
@@ -263,8 +413,13 @@ impl Engine {
             };
 
             self.stage = "scan";
-            let (tree, changes) = self.repo.candidate_changes(&self.base, &Candidate::FullTree(&work))?;
-            self.event("change.scanned", serde_json::json!({"iteration": n, "changes": changes}))?;
+            let (tree, changes) = self
+                .repo
+                .candidate_changes(&self.base, &Candidate::FullTree(&work))?;
+            self.event(
+                "change.scanned",
+                serde_json::json!({"iteration": n, "changes": changes}),
+            )?;
             if let Err(t) = guard::check_changes(&plan, &changes) {
                 return self.halt(t.code, &t.detail).await;
             }
@@ -274,10 +429,20 @@ impl Engine {
                     "{}: iteration {n}: {summary}\n\nplan_id={} iteration={n}\nrun_id={}\n",
                     self.policy.fr.id, plan.plan_id, self.run_id
                 );
-                let commit = self.repo.commit_tree(&tree, &parent, &branch, &message, self.head.as_deref())?;
+                let commit = self.repo.commit_tree(
+                    &tree,
+                    &parent,
+                    &branch,
+                    &message,
+                    self.head.as_deref(),
+                )?;
                 let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
                 self.event("commit", serde_json::json!({"iteration": n, "commit": commit, "branch": branch, "files": files}))?;
-                self.say(&format!("[iteration {n}] committed {} on {branch} ({})", short(&commit), files.join(", ")));
+                self.say(&format!(
+                    "[iteration {n}] committed {} on {branch} ({})",
+                    short(&commit),
+                    files.join(", ")
+                ));
                 self.head = Some(commit);
                 self.head_tree = tree;
             } else {
@@ -288,37 +453,79 @@ impl Engine {
             self.stage = "test";
             let tree_dir = self.dir.volume().join("candidates").join(n.to_string());
             self.repo.materialise(&candidate, &tree_dir)?;
-            let input = TestRunnerInput { tree: tree_dir.clone(), scratch: self.scratch(RoleName::TestRunner) };
+            let input = TestRunnerInput {
+                tree: tree_dir.clone(),
+                scratch: self.scratch(RoleName::TestRunner),
+            };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::TestRunner, task, MessageKind::TestResults).await? {
+            let reply = match self
+                .call(RoleName::TestRunner, task, MessageKind::TestResults)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
             let Message::TestResults(results) = reply.body else {
-                return self.halt(StopCode::ProtocolViolation, "test-runner sent no results").await;
+                return self
+                    .halt(StopCode::ProtocolViolation, "test-runner sent no results")
+                    .await;
             };
-            if let Err(f) = self.accept_artifact(RoleName::TestRunner, "test_results", reply.artifact.as_ref(), &results, &plan_hash)? {
+            if let Err(f) = self.accept_artifact(
+                RoleName::TestRunner,
+                "test_results",
+                reply.artifact.as_ref(),
+                &results,
+                &plan_hash,
+            )? {
                 return self.halt(f.code, &f.detail).await;
             }
             evidence::write_junit(&self.dir.evidence("junit.xml"), &results)?;
 
             self.stage = "progress";
-            let previous = self.last_results.clone().unwrap_or_else(|| empty_results(&self.base));
-            let acceptance: Vec<_> = plan.acceptance_tests.iter().map(|t| t.test.clone()).collect();
-            let input = ProgressInput { previous: previous.clone(), current: results.clone(), acceptance: acceptance.clone() };
+            let previous = self
+                .last_results
+                .clone()
+                .unwrap_or_else(|| empty_results(&self.base));
+            let acceptance: Vec<_> = plan
+                .acceptance_tests
+                .iter()
+                .map(|t| t.test.clone())
+                .collect();
+            let input = ProgressInput {
+                previous: previous.clone(),
+                current: results.clone(),
+                acceptance: acceptance.clone(),
+            };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::ProgressEvaluator, task, MessageKind::Progress).await? {
+            let reply = match self
+                .call(RoleName::ProgressEvaluator, task, MessageKind::Progress)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
             let Message::Progress(progress) = reply.body else {
-                return self.halt(StopCode::ProtocolViolation, "progress-evaluator sent no verdict").await;
+                return self
+                    .halt(
+                        StopCode::ProtocolViolation,
+                        "progress-evaluator sent no verdict",
+                    )
+                    .await;
             };
-            if let Err(f) = self.accept_artifact(RoleName::ProgressEvaluator, "progress", reply.artifact.as_ref(), &progress, &plan_hash)? {
+            if let Err(f) = self.accept_artifact(
+                RoleName::ProgressEvaluator,
+                "progress",
+                reply.artifact.as_ref(),
+                &progress,
+                &plan_hash,
+            )? {
                 return self.halt(f.code, &f.detail).await;
             }
             self.streak = decide::streak(self.streak, &progress);
-            self.event("progress", serde_json::to_value(&progress).unwrap_or_default())?;
+            self.event(
+                "progress",
+                serde_json::to_value(&progress).unwrap_or_default(),
+            )?;
 
             self.stage = "review";
             let input = ReviewInput {
@@ -328,24 +535,51 @@ impl Engine {
                 expected_files: plan.targets.len() as u64,
             };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::SecurityReview, task, MessageKind::Review).await? {
+            let reply = match self
+                .call(RoleName::SecurityReview, task, MessageKind::Review)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
             let Message::Review(review) = reply.body else {
-                return self.halt(StopCode::ProtocolViolation, "security-review sent no review").await;
+                return self
+                    .halt(
+                        StopCode::ProtocolViolation,
+                        "security-review sent no review",
+                    )
+                    .await;
             };
-            if let Err(f) = self.accept_artifact(RoleName::SecurityReview, "review", reply.artifact.as_ref(), &review, &plan_hash)? {
+            if let Err(f) = self.accept_artifact(
+                RoleName::SecurityReview,
+                "review",
+                reply.artifact.as_ref(),
+                &review,
+                &plan_hash,
+            )? {
                 return self.halt(f.code, &f.detail).await;
             }
             evidence::write_sarif(&self.dir.evidence("review.sarif"), &review)?;
-            let blocking = review.findings.iter().filter(|f| f.severity >= Severity::High).count();
+            let blocking = review
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::High)
+                .count();
             self.event(
                 "review",
                 serde_json::json!({"iteration": n, "findings": review.findings.len(), "high_or_critical": blocking}),
             )?;
-            if let Some(f) = review.findings.iter().find(|f| f.rule_id.contains("SECRET") && f.severity >= Severity::High) {
-                let detail = format!("{} in {} (evidence sha256 {})", f.rule_id, f.file, short(&f.evidence_sha256));
+            if let Some(f) = review
+                .findings
+                .iter()
+                .find(|f| f.rule_id.contains("SECRET") && f.severity >= Severity::High)
+            {
+                let detail = format!(
+                    "{} in {} (evidence sha256 {})",
+                    f.rule_id,
+                    f.file,
+                    short(&f.evidence_sha256)
+                );
                 return self.halt(StopCode::SecretExposure, &detail).await;
             }
 
@@ -361,20 +595,34 @@ impl Engine {
                 stop_pct: b.stop_pct,
             };
             let task = self.task(&input)?;
-            let reply = match self.call(RoleName::CostControl, task, MessageKind::Ledger).await? {
+            let reply = match self
+                .call(RoleName::CostControl, task, MessageKind::Ledger)
+                .await?
+            {
                 Ok(r) => r,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
             let Message::Ledger(ledger) = reply.body else {
-                return self.halt(StopCode::ProtocolViolation, "cost-control sent no ledger").await;
+                return self
+                    .halt(StopCode::ProtocolViolation, "cost-control sent no ledger")
+                    .await;
             };
-            if let Err(f) = self.accept_artifact(RoleName::CostControl, "ledger", reply.artifact.as_ref(), &ledger, &plan_hash)? {
+            if let Err(f) = self.accept_artifact(
+                RoleName::CostControl,
+                "ledger",
+                reply.artifact.as_ref(),
+                &ledger,
+                &plan_hash,
+            )? {
                 return self.halt(f.code, &f.detail).await;
             }
             let top = usage
                 .iter()
                 .map(|u| (agents::roles::cost::pct(u), u.dimension.clone()))
-                .fold((0.0f64, String::new()), |a, b| if b.0 > a.0 { b } else { a });
+                .fold(
+                    (0.0f64, String::new()),
+                    |a, b| if b.0 > a.0 { b } else { a },
+                );
 
             let record = IterationRecord {
                 iteration: n,
@@ -403,15 +651,28 @@ impl Engine {
             self.last_results = Some(results);
             self.checkpoint()?;
 
-            match decide::after_iteration(&progress, self.streak, plan.no_progress_cap, n, plan.iteration_cap) {
+            match decide::after_iteration(
+                &progress,
+                self.streak,
+                plan.no_progress_cap,
+                n,
+                plan.iteration_cap,
+            ) {
                 Next::Done => return self.finish_done().await,
                 Next::Stop(code, detail) => return self.halt(code, &detail).await,
                 Next::Continue => {}
             }
-            if let Some(e) = reply.budget_events.iter().max_by_key(|e| level_rank(e.level)) {
+            if let Some(e) = reply
+                .budget_events
+                .iter()
+                .max_by_key(|e| level_rank(e.level))
+            {
                 match decide::budget_action(e.level) {
                     BudgetAction::Warn => {
-                        self.event("budget.warn", serde_json::json!({"dimension": top.1, "pct": e.pct}))?;
+                        self.event(
+                            "budget.warn",
+                            serde_json::json!({"dimension": top.1, "pct": e.pct}),
+                        )?;
                         self.say(&format!("[budget] warning: {} at {:.0} %", top.1, e.pct));
                     }
                     BudgetAction::Pause => {
@@ -420,7 +681,9 @@ impl Engine {
                     }
                     BudgetAction::Stop => {
                         let code = decide::stop_code_for_dimension(&top.1);
-                        return self.halt(code, &format!("{} at {:.0} % of its ceiling", top.1, e.pct)).await;
+                        return self
+                            .halt(code, &format!("{} at {:.0} % of its ceiling", top.1, e.pct))
+                            .await;
                     }
                 }
             }
@@ -437,5 +700,11 @@ fn level_rank(l: BudgetLevel) -> u8 {
 }
 
 fn empty_results(commit: &str) -> TestResults {
-    TestResults { iteration: 0, commit: commit.to_owned(), commands: vec![], tests: vec![], changed_lines_coverage_pct: None }
+    TestResults {
+        iteration: 0,
+        commit: commit.to_owned(),
+        commands: vec![],
+        tests: vec![],
+        changed_lines_coverage_pct: None,
+    }
 }

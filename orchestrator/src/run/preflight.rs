@@ -17,12 +17,12 @@ pub const DEFAULT_ROLES: &str = include_str!("../../../roles.yaml");
 pub enum PreflightError {
     /// A document failed to load or validate (file, line, field in the message).
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Load(Box<LoadError>),
     /// The built-in roles.yaml does not parse (a build defect).
     #[error("built-in roles.yaml: {source}")]
     BuiltinRoles {
         /// Cause.
-        source: LoadError,
+        source: Box<LoadError>,
     },
     /// config.yaml loosens a limit or names a command the test-runner may not run.
     #[error("{path}: {source}")]
@@ -30,17 +30,26 @@ pub enum PreflightError {
         /// The config file (or FR) involved.
         path: PathBuf,
         /// Cause.
-        source: MergeError,
+        source: Box<MergeError>,
     },
+}
+
+impl From<LoadError> for PreflightError {
+    fn from(e: LoadError) -> Self {
+        PreflightError::Load(Box::new(e))
+    }
 }
 
 impl PreflightError {
     /// True when the FR was refused for having no executable acceptance criterion.
     pub fn is_missing_acceptance(&self) -> bool {
         match self {
-            PreflightError::Load(LoadError::Fr { source, .. }) => {
-                matches!(source.as_ref(), protocol::fr::FrError::NoAcceptance)
-            }
+            PreflightError::Load(e) => match e.as_ref() {
+                LoadError::Fr { source, .. } => {
+                    matches!(source.as_ref(), protocol::fr::FrError::NoAcceptance)
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -71,19 +80,39 @@ pub struct Policy {
 pub fn load(repo: &Path, fr_id: &str) -> Result<Policy, PreflightError> {
     let roles_path = repo.join("roles.yaml");
     let (roles, roles_source) = if roles_path.is_file() {
-        (load::load_roles(&roles_path)?, roles_path.display().to_string())
+        (
+            load::load_roles(&roles_path)?,
+            roles_path.display().to_string(),
+        )
     } else {
         let roles: RolesFile = load::parse_yaml(Path::new("roles.yaml (built-in)"), DEFAULT_ROLES)
-            .map_err(|source| PreflightError::BuiltinRoles { source })?;
+            .map_err(|source| PreflightError::BuiltinRoles {
+                source: Box::new(source),
+            })?;
         (roles, "built-in".to_owned())
     };
     let fr_path = load::find_fr(repo, fr_id)?;
     let fr = load::load_fr(&fr_path)?;
     let config = load::load_config_for(&fr_path)?;
-    let config_path = fr_path.parent().map(|d| d.join("config.yaml")).unwrap_or_default();
-    let merge_err = |source| PreflightError::Merge { path: config_path.clone(), source };
+    let config_path = fr_path
+        .parent()
+        .map(|d| d.join("config.yaml"))
+        .unwrap_or_default();
+    let merge_err = |source| PreflightError::Merge {
+        path: config_path.clone(),
+        source: Box::new(source),
+    };
     let limits = merge::effective_run_limits(&fr, &config).map_err(merge_err)?;
     let cost_usd = merge::effective_cost_ceiling_usd(&roles, &limits);
     let test_commands = merge::effective_test_commands(&roles, &fr, &config).map_err(merge_err)?;
-    Ok(Policy { roles, roles_source, fr, fr_path, config, limits, cost_usd, test_commands })
+    Ok(Policy {
+        roles,
+        roles_source,
+        fr,
+        fr_path,
+        config,
+        limits,
+        cost_usd,
+        test_commands,
+    })
 }

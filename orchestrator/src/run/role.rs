@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use protocol::artifact::DsseEnvelope;
 use protocol::frame::{
-    decode_body, try_encode, BudgetEvent, Envelope, Message, MessageKind, Task, ToolCall, ToolResult, MAX_FRAME_BYTES,
+    decode_body, try_encode, BudgetEvent, Envelope, Message, MessageKind, Task, ToolCall,
+    ToolResult, MAX_FRAME_BYTES,
 };
 use protocol::roles::RolePolicy;
 use protocol::{RoleName, StopCode};
@@ -76,7 +77,11 @@ pub struct Fault {
 
 impl Fault {
     fn new(code: StopCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), calls: Vec::new() }
+        Self {
+            code,
+            detail: detail.into(),
+            calls: Vec::new(),
+        }
     }
 }
 
@@ -125,7 +130,11 @@ impl Actor for RoleActor {
     type State = RoleState;
     type Arguments = RoleArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, args: RoleArgs) -> Result<RoleState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: RoleArgs,
+    ) -> Result<RoleState, ActorProcessingErr> {
         args.socket.set_nonblocking(true)?;
         let stream = UnixStream::from_std(args.socket)?;
         let task_wall = Duration::from_secs(args.policy.limits.wall_seconds);
@@ -166,7 +175,11 @@ impl Actor for RoleActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut RoleState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut RoleState,
+    ) -> Result<(), ActorProcessingErr> {
         state.stream = None;
         state.process.kill();
         Ok(())
@@ -176,12 +189,22 @@ impl Actor for RoleActor {
 async fn send(state: &mut RoleState, body: Message) -> Result<(), Fault> {
     let env = Envelope::new(state.run_id.clone(), state.role, state.seq_out, body);
     state.seq_out += 1;
-    let bytes = try_encode(&env).map_err(|e| Fault::new(StopCode::ProtocolViolation, format!("encoding a frame: {e}")))?;
-    let stream = state.stream.as_mut().ok_or_else(|| Fault::new(StopCode::RoleCrashed, "role was cut off"))?;
-    stream
-        .write_all(&bytes)
-        .await
-        .map_err(|e| Fault::new(StopCode::RoleCrashed, format!("{}: writing to the role failed: {e}", state.role)))
+    let bytes = try_encode(&env).map_err(|e| {
+        Fault::new(
+            StopCode::ProtocolViolation,
+            format!("encoding a frame: {e}"),
+        )
+    })?;
+    let stream = state
+        .stream
+        .as_mut()
+        .ok_or_else(|| Fault::new(StopCode::RoleCrashed, "role was cut off"))?;
+    stream.write_all(&bytes).await.map_err(|e| {
+        Fault::new(
+            StopCode::RoleCrashed,
+            format!("{}: writing to the role failed: {e}", state.role),
+        )
+    })
 }
 
 /// Reads one frame; `None` on a clean end of stream.
@@ -190,7 +213,12 @@ async fn recv(stream: &mut UnixStream) -> Result<Option<Envelope>, Fault> {
     match stream.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(Fault::new(StopCode::RoleCrashed, format!("reading from the role: {e}"))),
+        Err(e) => {
+            return Err(Fault::new(
+                StopCode::RoleCrashed,
+                format!("reading from the role: {e}"),
+            ))
+        }
     }
     let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
     if len > MAX_FRAME_BYTES {
@@ -200,13 +228,51 @@ async fn recv(stream: &mut UnixStream) -> Result<Option<Envelope>, Fault> {
         ));
     }
     let mut body = vec![0u8; len];
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(|e| Fault::new(StopCode::ProtocolViolation, format!("truncated frame of {len} bytes: {e}")))?;
+    stream.read_exact(&mut body).await.map_err(|e| {
+        Fault::new(
+            StopCode::ProtocolViolation,
+            format!("truncated frame of {len} bytes: {e}"),
+        )
+    })?;
     decode_body(&body)
         .map(Some)
         .map_err(|e| Fault::new(StopCode::ProtocolViolation, format!("malformed frame: {e}")))
+}
+
+/// What waiting for a frame ended with.
+enum Watch {
+    /// A frame, the end of the stream, or a broken frame.
+    Frame(Box<Result<Option<Envelope>, Fault>>),
+    /// A person asked the run to stop.
+    Stop,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Waits for the next frame while checking, four times a second, whether a stop was requested
+/// or the deadline passed. The read is never cancelled halfway through a frame except to end
+/// the role's socket for good.
+async fn recv_watching(
+    stream: &mut UnixStream,
+    deadline: Instant,
+    stop_file: &std::path::Path,
+) -> Watch {
+    let read = recv(stream);
+    tokio::pin!(read);
+    loop {
+        let tick = (Instant::now() + Duration::from_millis(250)).min(deadline);
+        tokio::select! {
+            r = &mut read => return Watch::Frame(Box::new(r)),
+            () = tokio::time::sleep_until(tick) => {
+                if stop_file.exists() {
+                    return Watch::Stop;
+                }
+                if Instant::now() >= deadline {
+                    return Watch::Deadline;
+                }
+            }
+        }
+    }
 }
 
 async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Reply, Fault> {
@@ -215,19 +281,43 @@ async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Re
     let task_deadline = Instant::now() + state.task_wall;
     let run_deadline = state.shared.deadline;
     let deadline = task_deadline.min(run_deadline);
-    let mut reply = Reply { body: Message::Log(protocol::frame::Log { level: protocol::frame::LogLevel::Info, message: String::new() }), artifact: None, budget_events: Vec::new(), logs: Vec::new(), calls: Vec::new() };
+    let mut reply = Reply {
+        body: Message::Log(protocol::frame::Log {
+            level: protocol::frame::LogLevel::Info,
+            message: String::new(),
+        }),
+        artifact: None,
+        budget_events: Vec::new(),
+        logs: Vec::new(),
+        calls: Vec::new(),
+    };
     let mut frames = 0u32;
     loop {
-        let stream = state.stream.as_mut().ok_or_else(|| Fault::new(StopCode::RoleCrashed, "role was cut off"))?;
-        let next = match tokio::time::timeout_at(deadline, recv(stream)).await {
-            Ok(r) => r?,
-            Err(_) => {
+        let stream = state
+            .stream
+            .as_mut()
+            .ok_or_else(|| Fault::new(StopCode::RoleCrashed, "role was cut off"))?;
+        let next = match recv_watching(stream, deadline, &state.shared.stop_file).await {
+            Watch::Frame(r) => (*r)?,
+            Watch::Stop => {
+                return Err(Fault::new(
+                    StopCode::Human,
+                    format!("a person asked the run to stop while {role} worked"),
+                ))
+            }
+            Watch::Deadline => {
                 return Err(if deadline == run_deadline {
-                    Fault::new(StopCode::RuntimeExceeded, format!("the run's wall-clock ceiling passed while {role} worked"))
+                    Fault::new(
+                        StopCode::RuntimeExceeded,
+                        format!("the run's wall-clock ceiling passed while {role} worked"),
+                    )
                 } else {
                     Fault::new(
                         StopCode::RoleCrashed,
-                        format!("{role} hung: no result within its wall limit of {} s", state.task_wall.as_secs()),
+                        format!(
+                            "{role} hung: no result within its wall limit of {} s",
+                            state.task_wall.as_secs()
+                        ),
                     )
                 });
             }
@@ -236,7 +326,10 @@ async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Re
             let status = state.process.child.try_wait().ok().flatten();
             return Err(Fault::new(
                 StopCode::RoleCrashed,
-                format!("{role} exited without its result ({})", status.map_or("still running".to_owned(), |s| s.to_string())),
+                format!(
+                    "{role} exited without its result ({})",
+                    status.map_or("still running".to_owned(), |s| s.to_string())
+                ),
             ));
         };
         frames += 1;
@@ -260,7 +353,10 @@ async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Re
         if kind.is_from_orchestrator() || !state.policy.may_send(kind) {
             return Err(Fault::new(
                 StopCode::ForbiddenMessage,
-                format!("{role} sent a `{kind}` message; roles.yaml allows it only {:?}", state.policy.messages),
+                format!(
+                    "{role} sent a `{kind}` message; roles.yaml allows it only {:?}",
+                    state.policy.messages
+                ),
             ));
         }
         match env.body {
@@ -290,7 +386,10 @@ async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Re
             other => {
                 return Err(Fault::new(
                     StopCode::ProtocolViolation,
-                    format!("{role} answered a task with `{}` instead of `{want}`", other.kind()),
+                    format!(
+                        "{role} answered a task with `{}` instead of `{want}`",
+                        other.kind()
+                    ),
                 ));
             }
         }

@@ -29,7 +29,11 @@ impl Actor for RunSupervisor {
     type State = Option<SupervisorArgs>;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, args: SupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         Ok(Some(args))
     }
 
@@ -43,7 +47,11 @@ impl Actor for RunSupervisor {
         let Some(args) = state.take() else {
             return Ok(());
         };
-        let SupervisorArgs { mut engine, resume, setup_keys } = args;
+        let SupervisorArgs {
+            mut engine,
+            resume,
+            setup_keys,
+        } = args;
         let result = drive(&mut engine, resume, setup_keys, myself.get_cell()).await;
         engine.stop_roles();
         let _ = reply.send(result);

@@ -21,7 +21,11 @@ pub struct RunEvent {
 impl Store {
     /// The events of `run_id` with `seq > after`, oldest first.
     pub fn run_events(&self, run_id: &str, after: i64) -> Result<Vec<RunEvent>, StoreError> {
-        let err = |source| StoreError::Run { step: "reading events of", run_id: run_id.to_owned(), source };
+        let err = |source| StoreError::Run {
+            step: "reading events of",
+            run_id: run_id.to_owned(),
+            source,
+        };
         let mut stmt = self
             .conn
             .prepare("SELECT seq, ts, kind, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
