@@ -36,7 +36,7 @@ export ORCHESTRATE_STATE_DIR="$state"
 flags=()
 if [ "$(id -u)" = 0 ]; then
     say "running as root: preparing users and keys with 'orchestrate setup' (state: $state)"
-    if ! "$orchestrate" setup --state-dir "$state"; then
+    if ! "$orchestrate" --repo "$repo" setup --roles "$root/roles.yaml" --state-dir "$state"; then
         say "setup did not complete; continuing in the weaker mode (recorded in the manifest)"
     fi
 else
