@@ -41,4 +41,16 @@ if ! cargo llvm-cov --version >/dev/null 2>&1; then
   echo "setup: installing cargo-llvm-cov"
   cargo install --locked --quiet cargo-llvm-cov
 fi
+# Codex CLI for the `command` driver (npm @openai/codex; its native binary is an optional npm dependency).
+# Installed only when `codex --version` fails; a machine without npm gets a message, not a failed setup.
+if codex --version >/dev/null 2>&1; then
+  echo "setup: codex present ($(codex --version 2>/dev/null | head -n1))"
+elif ! command -v npm >/dev/null 2>&1; then
+  echo "setup: npm not found; skipping Codex CLI (install Node.js + npm, then: npm install -g @openai/codex)" >&2
+elif [ "$(id -u)" -ne 0 ] && [ ! -w "$(npm prefix -g 2>/dev/null || echo /nonexistent)" ]; then
+  echo "setup: Codex CLI missing (run as root, or: npm install -g @openai/codex)" >&2
+else
+  echo "setup: installing Codex CLI (npm @openai/codex)"
+  npm install -g --no-fund --no-audit @openai/codex >/dev/null || echo "setup: npm install -g @openai/codex failed; the command driver's Codex tests will skip" >&2
+fi
 echo "setup: done"

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod coverage;
 pub mod drivers;
+pub mod gateway;
 pub mod review;
 pub mod roles;
 pub mod transport;

@@ -1,0 +1,64 @@
+//! What the caller (the run engine, from roles.yaml) tells the gateway: where the upstream is, which
+//! file holds its key, what each model costs, and the budgets. Deserialisable so the lead can embed
+//! it in roles.yaml under `gateway:` unchanged.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use protocol::roles::Budgets;
+use serde::{Deserialize, Serialize};
+
+/// Price of one model, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Input (prompt) tokens.
+    pub input_usd_per_mtok: f64,
+    /// Output (completion) tokens.
+    pub output_usd_per_mtok: f64,
+}
+
+/// Where model requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port[/prefix]` or `unix:/path/to.sock[:/prefix]`. The incoming path's leading
+    /// `/v1` is replaced by this prefix (so `http://127.0.0.1:4000/v1` maps `/v1/responses` to
+    /// `/v1/responses`).
+    pub base_url: String,
+    /// File holding the upstream API key; readable by cost-control's user only. Never copied into
+    /// a role's environment, files or responses.
+    pub api_key_file: PathBuf,
+}
+
+/// The gateway's configuration (proposed roles.yaml `gateway:` block).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The upstream provider.
+    pub upstream: UpstreamConfig,
+    /// Price table by exact model name. A model missing here is refused: it cannot be estimated.
+    pub prices: BTreeMap<String, ModelPrice>,
+    /// Output cap injected into requests that carry none, so the estimate bounds the real cost.
+    #[serde(default = "default_max_output_tokens")]
+    pub default_max_output_tokens: u64,
+}
+
+fn default_max_output_tokens() -> u64 {
+    4096
+}
+
+/// One run's gateway: its identity, where it listens, where its ledger lives, its budgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayRun {
+    /// Run id the spend is booked under.
+    pub run_id: String,
+    /// Unix socket to listen on (created; removed on stop).
+    pub socket: PathBuf,
+    /// SQLite ledger file (WAL); shared by every run so the month's spend survives restarts.
+    pub ledger_db: PathBuf,
+    /// Calendar month the spend is booked under, `YYYY-MM` (see [`crate::gateway::ledger::current_month`]).
+    pub month: String,
+    /// Budgets from roles.yaml.
+    pub budgets: Budgets,
+}
