@@ -113,7 +113,8 @@ impl Gateway {
         }
         let upstream = UpstreamAddr::parse(&config.upstream.base_url)?;
         let ledger = SpendLedger::open(&run.ledger_db)?;
-        let run_spent = ledger.run_totals(&run.run_id)?.usd;
+        let run_totals = ledger.run_totals(&run.run_id)?;
+        let run_spent = run_totals.usd;
         let month_spent = ledger.month_totals(&run.month)?.usd;
         let bind = |source| GatewayError::Bind {
             path: run.socket.clone(),
@@ -135,6 +136,7 @@ impl Gateway {
             upstream,
             state: Mutex::new(BudgetState::new(run.budgets, run_spent, month_spent)),
             ledger: Mutex::new(ledger),
+            run_totals: Mutex::new(run_totals),
             events,
             closed: AtomicBool::new(false),
         });

@@ -23,7 +23,7 @@ use super::budget::{BudgetState, Refusal};
 use super::config::GatewayConfig;
 use super::estimate::{estimate_and_bound, price_usd, Api, Estimate, INPUT_METHOD};
 use super::events::GatewayEvent;
-use super::ledger::{Booking, SpendLedger};
+use super::ledger::{Booking, SpendLedger, Totals};
 use super::redact::{redact_all, Redactor};
 use super::token::RunToken;
 use super::upstream::UpstreamAddr;
@@ -45,6 +45,8 @@ pub struct Shared {
     pub(super) upstream: UpstreamAddr,
     pub(super) state: Mutex<BudgetState>,
     pub(super) ledger: Mutex<SpendLedger>,
+    /// The run's totals, kept in memory (loaded from the ledger at start) so no read per request.
+    pub(super) run_totals: Mutex<Totals>,
     pub(super) events: mpsc::UnboundedSender<GatewayEvent>,
     pub(super) closed: AtomicBool,
 }
@@ -97,6 +99,13 @@ impl Shared {
             source,
         }) {
             tracing::error!(error = %e, "gateway ledger write failed");
+        }
+        {
+            let mut t = lock(&self.run_totals);
+            t.requests += 1;
+            t.tokens_in += tokens_in;
+            t.tokens_out += tokens_out;
+            t.usd += usd;
         }
         let events = self.state().book(est.usd, usd);
         let _ = self.events.send(GatewayEvent::Ledger(self.ledger_msg()));
