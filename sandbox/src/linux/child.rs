@@ -98,13 +98,6 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
     if std::os::unix::process::parent_id() != helper.unsigned_abs() && sys::getpid() != 1 {
         sys::exit_now(125);
     }
-    // Wait until the helper has put us in the cgroup.
-    let mut byte = [0u8; 1];
-    match sys::read(go, &mut byte) {
-        Ok(1) => {}
-        _ => sys::exit_now(125),
-    }
-    sys::close(go);
 
     let ns = plan.namespaces;
     let mut mount_ns = false;
@@ -168,6 +161,15 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1) {
         ctx.fatal(None, format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
     }
+    // Wait until the helper has put us in the cgroup. Joining costs an RCU grace period (10-20 ms
+    // on cgroup v1), so it runs while we build the sandbox above; nothing has forked yet, so every
+    // process of the role starts inside the cgroup.
+    let mut byte = [0u8; 1];
+    match sys::read(go, &mut byte) {
+        Ok(1) => {}
+        _ => sys::exit_now(125),
+    }
+    sys::close(go);
     let status = match place_fds(prep, status) {
         Ok(fd) => fd,
         Err(e) => ctx.fatal(None, format!("placing inherited fds: {e}")),
