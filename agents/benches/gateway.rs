@@ -40,6 +40,7 @@ async fn post(sender: &mut Sender, host: &str, token: &str, body: &str) -> usize
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
+    sender.ready().await.unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
