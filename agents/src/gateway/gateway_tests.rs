@@ -531,3 +531,22 @@ async fn a_unix_socket_upstream_and_non_streamed_chat_tool_calls_are_booked() {
     g.stop().await;
     up.stop().await;
 }
+
+#[tokio::test]
+async fn the_scripted_server_stops_at_its_deadline() {
+    let up = ScriptedServer::start_tcp(vec![turn("a", 1, 1)], Duration::from_millis(200))
+        .await
+        .unwrap();
+    let addr = up
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    // Positive control: reachable before the deadline.
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "still listening after its deadline"
+    );
+}
