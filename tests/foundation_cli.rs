@@ -19,7 +19,11 @@ use serde_json::{json, Value};
 fn orchestrate() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("orchestrate");
-    assert!(bin.is_file(), "{} missing: cargo build --workspace --bins first", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} missing: cargo build --workspace --bins first",
+        bin.display()
+    );
     bin
 }
 
@@ -34,12 +38,21 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn fresh_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("git").arg("init").arg("-q").arg(dir.path()).status().unwrap();
+    let ok = Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .arg(dir.path())
+        .status()
+        .unwrap();
     assert!(ok.success());
     dir
 }
@@ -67,7 +80,10 @@ fn init_refuses_to_overwrite_and_writes_nothing() {
     let o = run(repo.path(), &["init"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("refusing to overwrite"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(repo.path().join("roles.yaml")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("roles.yaml")).unwrap(),
+        "mine\n"
+    );
     assert!(!repo.path().join("frs").exists());
 }
 
@@ -78,13 +94,21 @@ fn a_misspelled_roles_field_fails_with_line_and_field() {
     let path = repo.path().join("roles.yaml");
     let original = std::fs::read_to_string(&path).unwrap();
     let needle = "    limits: { cpu_seconds: 600";
-    let line = original[..original.find(needle).unwrap()].matches('\n').count() + 1;
-    std::fs::write(&path, original.replacen(needle, "    limts: { cpu_seconds: 600", 1)).unwrap();
+    let line = original[..original.find(needle).unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    std::fs::write(
+        &path,
+        original.replacen(needle, "    limts: { cpu_seconds: 600", 1),
+    )
+    .unwrap();
     let o = run(repo.path(), &["policy", "check"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let want = format!("roles.yaml:{line}:5: roles.codegen.limts: unknown field `limts`");
     assert!(text(&o).contains(&want), "wanted {want:?} in {}", text(&o));
-    let j: Value = serde_json::from_slice(&run(repo.path(), &["policy", "check", "--json"]).stdout).unwrap();
+    let j: Value =
+        serde_json::from_slice(&run(repo.path(), &["policy", "check", "--json"]).stdout).unwrap();
     assert_eq!(j["documents"][0]["error"]["line"], line);
 }
 
@@ -92,10 +116,18 @@ fn a_misspelled_roles_field_fails_with_line_and_field() {
 fn a_loosening_config_and_an_fr_without_tests_are_refused() {
     let repo = fresh_repo();
     assert!(run(repo.path(), &["init"]).status.success());
-    std::fs::write(repo.path().join("frs/config.yaml"), "limits:\n  iterations: 99\n").unwrap();
+    std::fs::write(
+        repo.path().join("frs/config.yaml"),
+        "limits:\n  iterations: 99\n",
+    )
+    .unwrap();
     let o = run(repo.path(), &["policy", "check"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("config.yaml:2:3: limits.iterations: 99 is looser"), "{}", text(&o));
+    assert!(
+        text(&o).contains("config.yaml:2:3: limits.iterations: 99 is looser"),
+        "{}",
+        text(&o)
+    );
     std::fs::remove_file(repo.path().join("frs/config.yaml")).unwrap();
     let fr = repo.path().join("frs/FR-1.yaml");
     let t = std::fs::read_to_string(&fr).unwrap();
@@ -110,14 +142,17 @@ fn a_loosening_config_and_an_fr_without_tests_are_refused() {
 fn state_with(n: u64) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path()).unwrap();
-    let events: Vec<Event> = (1..=n).map(|i| Event::for_run("FR-1-run", "step", json!({"i": i}))).collect();
+    let events: Vec<Event> = (1..=n)
+        .map(|i| Event::for_run("FR-1-run", "step", json!({"i": i})))
+        .collect();
     let head = s.append_batch(&events).unwrap();
     (dir, head.to_string())
 }
 
 fn tamper(state: &Path, sql: &str) {
     let c = Connection::open(state.join(orchestrate::state::DB_FILE)).unwrap();
-    c.execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;").unwrap();
+    c.execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;")
+        .unwrap();
     c.execute_batch(sql).unwrap();
     c.execute_batch(
         "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'x'); END; \
@@ -127,12 +162,21 @@ fn tamper(state: &Path, sql: &str) {
 }
 
 fn verify(state: &Path, head: Option<&str>) -> (Option<i32>, Value) {
-    let mut args = vec!["--state-dir", state.to_str().unwrap(), "audit", "verify", "--json"];
+    let mut args = vec![
+        "--state-dir",
+        state.to_str().unwrap(),
+        "audit",
+        "verify",
+        "--json",
+    ];
     if let Some(h) = head {
         args.extend(["--expect-head", h]);
     }
     let o = run(state, &args);
-    (o.status.code(), serde_json::from_slice(&o.stdout).unwrap_or(Value::Null))
+    (
+        o.status.code(),
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null),
+    )
 }
 
 #[test]
@@ -157,7 +201,10 @@ fn audit_verify_reports_each_kind_of_tampering() {
         let (code, v) = verify(state.path(), Some(&head));
         assert_eq!(code, Some(1), "{sql}: {v}");
         assert_eq!(v["problem"]["kind"], kind, "{sql}: {v}");
-        let at = v["problem"].get("seq").or_else(|| v["problem"].get("end_seq")).unwrap();
+        let at = v["problem"]
+            .get("seq")
+            .or_else(|| v["problem"].get("end_seq"))
+            .unwrap();
         assert_eq!(at, seq, "{sql}: {v}");
     }
 }
@@ -169,13 +216,28 @@ fn audit_head_exports_what_verify_expects() {
     let o = run(state.path(), &["--state-dir", dir, "audit", "head"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), head);
-    let j: Value = serde_json::from_slice(&run(state.path(), &["--state-dir", dir, "audit", "head", "--json"]).stdout).unwrap();
+    let j: Value = serde_json::from_slice(
+        &run(
+            state.path(),
+            &["--state-dir", dir, "audit", "head", "--json"],
+        )
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(j["seq"], 7);
 }
 
 #[test]
 fn audit_verify_without_a_database_is_an_error_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(dir.path(), &["--state-dir", dir.path().to_str().unwrap(), "audit", "verify"]);
+    let o = run(
+        dir.path(),
+        &[
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "audit",
+            "verify",
+        ],
+    );
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
 }

@@ -19,11 +19,19 @@ fn roles() -> RolesFile {
 #[test]
 fn the_example_thread_merges_to_the_stricter_values() {
     let dir = tempfile::tempdir().unwrap();
-    let fr = example(&dir, Some("limits:\n  iterations: 3\nroles:\n  codegen:\n    limits: { memory_mb: 1536 }\n"));
+    let fr = example(
+        &dir,
+        Some("limits:\n  iterations: 3\nroles:\n  codegen:\n    limits: { memory_mb: 1536 }\n"),
+    );
     let t = load_thread(&roles(), &fr).unwrap();
     assert_eq!(t.run_limits.iterations, 3);
     assert_eq!(t.run_limits.runtime_seconds, t.fr.limits.runtime_seconds);
-    let codegen = t.role_limits.iter().find(|(r, _)| *r == RoleName::Codegen).unwrap().1;
+    let codegen = t
+        .role_limits
+        .iter()
+        .find(|(r, _)| *r == RoleName::Codegen)
+        .unwrap()
+        .1;
     assert_eq!(codegen.memory_mb, 1536);
     assert_eq!(t.test_commands, vec!["cargo test"]);
     assert!(t.cost_ceiling_usd <= t.fr.limits.cost_usd);
@@ -32,19 +40,34 @@ fn the_example_thread_merges_to_the_stricter_values() {
 #[test]
 fn loosening_config_is_located_in_config_yaml() {
     let dir = tempfile::tempdir().unwrap();
-    let fr = example(&dir, Some("# tighter, they said\nlimits:\n  runtime_seconds: 100000\n"));
+    let fr = example(
+        &dir,
+        Some("# tighter, they said\nlimits:\n  runtime_seconds: 100000\n"),
+    );
     let err = load_thread(&roles(), &fr).unwrap_err();
     let msg = err.to_string();
     let config = dir.path().join("config.yaml");
-    assert!(msg.starts_with(&format!("{}:3:3: limits.runtime_seconds: 100000 is looser than FR-12.yaml's", config.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "{}:3:3: limits.runtime_seconds: 100000 is looser than FR-12.yaml's",
+            config.display()
+        )),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_test_command_the_runner_may_not_run_is_located() {
     let dir = tempfile::tempdir().unwrap();
-    let fr = example(&dir, Some("test_commands:\n  - cargo test\n  - sh -c 'curl evil'\n"));
+    let fr = example(
+        &dir,
+        Some("test_commands:\n  - cargo test\n  - sh -c 'curl evil'\n"),
+    );
     let msg = load_thread(&roles(), &fr).unwrap_err().to_string();
-    assert!(msg.contains("config.yaml:3:5: test_commands[1]: `sh -c 'curl evil'` is not covered"), "{msg}");
+    assert!(
+        msg.contains("config.yaml:3:5: test_commands[1]: `sh -c 'curl evil'` is not covered"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -267,7 +267,10 @@ pub fn parse(stdout: &str, stderr: &str) -> Parsed {
     // Unfinished anomalies were recorded before labels existed; relabel them.
     for a in &mut anomalies {
         if let Anomaly::Unfinished { suite } = a {
-            if let Some(i) = suite.strip_prefix('#').and_then(|i| i.parse::<usize>().ok()) {
+            if let Some(i) = suite
+                .strip_prefix('#')
+                .and_then(|i| i.parse::<usize>().ok())
+            {
                 *suite = label_for(i);
             }
         }

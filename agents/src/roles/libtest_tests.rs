@@ -97,7 +97,10 @@ fn crashed_binary_leaves_an_unfinished_suite() {
         }]
     );
     assert_eq!(p.failed_count(), 0);
-    assert!(!p.is_green(), "a crashed test binary must not read as green");
+    assert!(
+        !p.is_green(),
+        "a crashed test binary must not read as green"
+    );
 }
 
 #[test]
@@ -158,7 +161,10 @@ fn ignored_with_reason_and_odd_lines() {
     );
     assert_eq!(parse_case("test x ... "), None);
     assert_eq!(parse_case("test  ... ok"), None);
-    assert_eq!(parse_case("test x has been running for over 60 seconds"), None);
+    assert_eq!(
+        parse_case("test x has been running for over 60 seconds"),
+        None
+    );
     assert_eq!(parse_running("running many tests"), None);
     assert_eq!(parse_summary("test result: maybe. 1 passed"), None);
 }

@@ -118,7 +118,10 @@ fn verify(ctx: &Context, out: &Output, args: &VerifyArgs) -> Result<ExitCode, Au
             out.mark(
                 Mark::Ok,
                 "audit chain intact",
-                format!("{} rows, head {}{against}", report.rows_verified, report.head),
+                format!(
+                    "{} rows, head {}{against}",
+                    report.rows_verified, report.head
+                ),
             );
             Ok(ExitCode::Ok)
         }

@@ -15,7 +15,10 @@ use super::output::{Mark, Output};
 pub const FILES: &[(&str, &str)] = &[
     ("roles.yaml", include_str!("../../../roles.yaml")),
     ("frs/FR-1.yaml", include_str!("../../templates/FR-1.yaml")),
-    ("frs/config.yaml", include_str!("../../templates/config.yaml")),
+    (
+        "frs/config.yaml",
+        include_str!("../../templates/config.yaml"),
+    ),
 ];
 
 /// `orchestrate init`

@@ -27,12 +27,12 @@ mod init;
 mod log;
 mod logging;
 pub mod output;
-mod review;
-mod resume;
+mod policy;
 mod receipt;
 mod reject;
+mod resume;
+mod review;
 mod rollback;
-mod policy;
 mod sandbox;
 mod scan;
 mod setup;
@@ -52,8 +52,10 @@ use output::Output;
 /// split across contained role processes, gated, and audited.
 #[derive(Debug, Parser)]
 #[command(name = "orchestrate", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 check failed / findings / tampering detected, \
-2 usage or invalid input, 3 containment unavailable, 4 run stopped, 5 internal or I/O error.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 check failed / findings / tampering detected, \
+2 usage or invalid input, 3 containment unavailable, 4 run stopped, 5 internal or I/O error."
+)]
 pub struct Cli {
     /// The repository (default: the git top level of the current directory, else the current
     /// directory).
@@ -181,7 +183,13 @@ pub fn dispatch(cli: &Cli) -> ExitCode {
         // `main` runs `sandbox` itself to pass the command's exact status through.
         Command::Sandbox(a) => finish(
             &out,
-            sandbox::run(&ctx, &out, a).map(|s| if s == 0 { ExitCode::Ok } else { ExitCode::Failed }),
+            sandbox::run(&ctx, &out, a).map(|s| {
+                if s == 0 {
+                    ExitCode::Ok
+                } else {
+                    ExitCode::Failed
+                }
+            }),
         ),
         Command::Setup(a) => finish(&out, setup::run(&ctx, &out, a)),
     }

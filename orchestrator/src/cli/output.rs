@@ -72,7 +72,12 @@ impl Output {
     }
 
     /// Prints `mark subject: detail` (detail may be empty) on stdout in text mode.
-    pub fn mark(&self, mark: Mark, subject: impl std::fmt::Display, detail: impl std::fmt::Display) {
+    pub fn mark(
+        &self,
+        mark: Mark,
+        subject: impl std::fmt::Display,
+        detail: impl std::fmt::Display,
+    ) {
         if self.json {
             return;
         }
@@ -149,7 +154,10 @@ mod tests {
     #[test]
     fn no_color_and_dumb_terminals_disable_colour() {
         assert!(color_allowed(None, Some(OsStr::new("xterm"))));
-        assert!(!color_allowed(Some(OsStr::new("1")), Some(OsStr::new("xterm"))));
+        assert!(!color_allowed(
+            Some(OsStr::new("1")),
+            Some(OsStr::new("xterm"))
+        ));
         // The spec: NO_COLOR set to an empty string does not count.
         assert!(color_allowed(Some(OsStr::new("")), None));
         assert!(!color_allowed(None, Some(OsStr::new("dumb"))));

@@ -168,7 +168,11 @@ fn check(repo: &Path, out: &Output) -> Result<ExitCode, PolicyError> {
     if frs == 0 {
         out.mark(Mark::Warn, "no FR-<n>.yaml found", "nothing to run yet");
     }
-    Ok(if valid { ExitCode::Ok } else { ExitCode::Failed })
+    Ok(if valid {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
 }
 
 /// The located error as data; the message is the full `file:line:col: field: what` line.

@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use agents::review::{report, sarif, Finding, Severity};
 use base64::Engine as _;
 use clap::Args;
-use agents::review::{report, sarif, Finding, Severity};
 use protocol::artifact::{self, DsseEnvelope, PublicKey, Signer, Statement};
 use protocol::frame::Review;
 use serde::Serialize;
@@ -212,7 +212,10 @@ pub fn load(state: &Path, run: &str) -> Result<(Review, Signature), ReviewError>
                 ),
             }
         }
-        None => (decode_unverified(&env).map_err(malformed)?, Signature::Unchecked),
+        None => (
+            decode_unverified(&env).map_err(malformed)?,
+            Signature::Unchecked,
+        ),
     };
     let review: Review = statement
         .body()
@@ -263,9 +266,11 @@ pub fn run(ctx: &Context, out: &Output, args: &ReviewArgs) -> Result<ExitCode, R
             args.run, review.iteration, review.commit
         ));
         match &signature {
-            Signature::Verified { keyid, .. } => {
-                out.mark(Mark::Ok, "signature", format!("security-review key {keyid}"))
-            }
+            Signature::Verified { keyid, .. } => out.mark(
+                Mark::Ok,
+                "signature",
+                format!("security-review key {keyid}"),
+            ),
             Signature::Unchecked => out.mark(
                 Mark::Warn,
                 "signature",

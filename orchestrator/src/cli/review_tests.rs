@@ -33,7 +33,11 @@ fn write_artifact(state: &Path, signer: Signer, run_in_artifact: &str, key: &Key
     let env = sign_artifact(key, &st).unwrap();
     let dir = state.join("runs").join(RUN).join("artifacts");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("review.dsse.json"), serde_json::to_string(&env).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("review.dsse.json"),
+        serde_json::to_string(&env).unwrap(),
+    )
+    .unwrap();
 }
 
 fn install_key(state: &Path, key: &KeyPair) {
@@ -58,18 +62,37 @@ fn review_signed_by_another_key_role_or_run_is_invalid() {
     let state = tempfile::tempdir().unwrap();
     let key = KeyPair::generate();
     install_key(state.path(), &key);
-    write_artifact(state.path(), Signer::SecurityReview, RUN, &KeyPair::generate());
-    assert!(matches!(load(state.path(), RUN).unwrap().1, Signature::Invalid { .. }));
+    write_artifact(
+        state.path(),
+        Signer::SecurityReview,
+        RUN,
+        &KeyPair::generate(),
+    );
+    assert!(matches!(
+        load(state.path(), RUN).unwrap().1,
+        Signature::Invalid { .. }
+    ));
     write_artifact(state.path(), Signer::Codegen, RUN, &key);
-    assert!(matches!(load(state.path(), RUN).unwrap().1, Signature::Invalid { .. }));
+    assert!(matches!(
+        load(state.path(), RUN).unwrap().1,
+        Signature::Invalid { .. }
+    ));
     write_artifact(state.path(), Signer::SecurityReview, "FR-12-other", &key);
-    assert!(matches!(load(state.path(), RUN).unwrap().1, Signature::Invalid { .. }));
+    assert!(matches!(
+        load(state.path(), RUN).unwrap().1,
+        Signature::Invalid { .. }
+    ));
 }
 
 #[test]
 fn review_without_a_key_is_shown_unchecked() {
     let state = tempfile::tempdir().unwrap();
-    write_artifact(state.path(), Signer::SecurityReview, RUN, &KeyPair::generate());
+    write_artifact(
+        state.path(),
+        Signer::SecurityReview,
+        RUN,
+        &KeyPair::generate(),
+    );
     assert_eq!(load(state.path(), RUN).unwrap().1, Signature::Unchecked);
 }
 
@@ -77,7 +100,13 @@ fn review_without_a_key_is_shown_unchecked() {
 fn run_ids_that_leave_the_runs_directory_are_refused() {
     let state = tempfile::tempdir().unwrap();
     for bad in ["../x", "..", "a/b", ""] {
-        assert!(matches!(load(state.path(), bad), Err(ReviewError::BadRunId { .. })), "{bad}");
+        assert!(
+            matches!(load(state.path(), bad), Err(ReviewError::BadRunId { .. })),
+            "{bad}"
+        );
     }
-    assert!(matches!(load(state.path(), RUN), Err(ReviewError::NotFound { .. })));
+    assert!(matches!(
+        load(state.path(), RUN),
+        Err(ReviewError::NotFound { .. })
+    ));
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use agents::review::{
     self, git, report, rules, sarif, Category, Finding, ReviewError, ScanContext, Severity,
 };
+use clap::Args;
 use serde::Serialize;
 
 use super::context::{Context, ContextError};
@@ -130,9 +130,7 @@ fn categories(names: &[String]) -> Result<Option<BTreeSet<Category>>, ScanError>
     }
     names
         .iter()
-        .map(|n| {
-            Category::parse(n.trim()).ok_or_else(|| ScanError::Category { name: n.clone() })
-        })
+        .map(|n| Category::parse(n.trim()).ok_or_else(|| ScanError::Category { name: n.clone() }))
         .collect::<Result<BTreeSet<_>, _>>()
         .map(Some)
 }

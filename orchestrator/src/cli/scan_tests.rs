@@ -5,7 +5,14 @@ fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .status()
         .unwrap();
@@ -28,7 +35,10 @@ fn args(diff: Option<&str>, staged: bool) -> ScanArgs {
 
 /// A value shaped like a Stripe live key, built at run time so none is committed.
 fn stripe_value() -> String {
-    format!("sk_live_{}", "Zq3Vt8Lm2Xr9Kp4Wn7Bj6Hc1".chars().rev().collect::<String>())
+    format!(
+        "sk_live_{}",
+        "Zq3Vt8Lm2Xr9Kp4Wn7Bj6Hc1".chars().rev().collect::<String>()
+    )
 }
 
 #[test]
@@ -36,11 +46,23 @@ fn staged_and_range_modes_find_a_planted_secret_and_a_dependency_bump() {
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path();
     git(r, &["init", "-q"]);
-    std::fs::write(r.join("Cargo.toml"), "[package]\nname = \"d\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"1\"\n").unwrap();
+    std::fs::write(
+        r.join("Cargo.toml"),
+        "[package]\nname = \"d\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"1\"\n",
+    )
+    .unwrap();
     git(r, &["add", "."]);
     git(r, &["commit", "-q", "-m", "base"]);
-    std::fs::write(r.join("Cargo.toml"), "[package]\nname = \"d\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"2\"\n").unwrap();
-    std::fs::write(r.join("pay.js"), format!("const k = '{}';\n", stripe_value())).unwrap();
+    std::fs::write(
+        r.join("Cargo.toml"),
+        "[package]\nname = \"d\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"2\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("pay.js"),
+        format!("const k = '{}';\n", stripe_value()),
+    )
+    .unwrap();
     git(r, &["add", "."]);
     let ctx = Context::new(Some(r.to_path_buf()), None);
     let (f, mode, _) = scan(&ctx, &args(None, true)).unwrap();

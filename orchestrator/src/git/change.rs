@@ -50,7 +50,12 @@ impl TempIndex {
     }
 
     /// Applies an overlay upper layer (entries from [`super::scan_upper`]) on top of the tree.
-    pub(crate) fn apply_upper(&self, _base: &str, root: &Path, entries: &[UpperEntry]) -> Result<(), GitError> {
+    pub(crate) fn apply_upper(
+        &self,
+        _base: &str,
+        root: &Path,
+        entries: &[UpperEntry],
+    ) -> Result<(), GitError> {
         // Deletions first: whiteouts remove the path and everything below it; an opaque
         // directory removes everything below it; a file where a directory was removes the
         // directory's entries (its new children are added afterwards).
@@ -123,8 +128,10 @@ impl TempIndex {
             info.push_str(&format!("120000 {oid}\t{}\n", link.path));
         }
         if !info.is_empty() {
-            self.git
-                .run_stdin(&["update-index", "--replace", "--index-info"], info.as_bytes())?;
+            self.git.run_stdin(
+                &["update-index", "--replace", "--index-info"],
+                info.as_bytes(),
+            )?;
         }
         Ok(())
     }
@@ -155,7 +162,15 @@ impl TempIndex {
 /// The changes from tree-ish `from` to tree-ish `to`, renames reported as delete + add.
 pub(crate) fn diff_trees(git: &Git, from: &str, to: &str) -> Result<Vec<Change>, GitError> {
     let out = git.bytes_stdin(
-        &["diff-tree", "-r", "-z", "--no-renames", "--name-status", from, to],
+        &[
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--name-status",
+            from,
+            to,
+        ],
         None,
     )?;
     let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());

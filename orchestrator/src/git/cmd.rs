@@ -81,18 +81,31 @@ impl Git {
             }
         }
         // Hooks, pagers, prompts and fsmonitor never run: plumbing only, no surprises.
-        c.args(["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]);
+        c.args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+        ]);
         c.env("GIT_TERMINAL_PROMPT", "0");
         c.args(args);
         c
     }
 
     /// Runs and returns stdout as bytes.
-    pub(crate) fn bytes_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, GitError> {
+    pub(crate) fn bytes_stdin(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Vec<u8>, GitError> {
         let mut cmd = self.command(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let spawn_err = |source| GitError::Spawn {
             args: args.join(" "),
             dir: self.dir.clone(),

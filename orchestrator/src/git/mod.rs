@@ -185,10 +185,20 @@ impl Repo {
         expected_old: Option<&str>,
     ) -> Result<String, GitError> {
         let git = self.git().with_identity();
-        let commit = git.oid_stdin(&["commit-tree", tree, "-p", parent, "-F", "-"], message.as_bytes())?;
+        let commit = git.oid_stdin(
+            &["commit-tree", tree, "-p", parent, "-F", "-"],
+            message.as_bytes(),
+        )?;
         let refname = format!("refs/heads/{branch}");
         let old = expected_old.unwrap_or(ZERO_OID);
-        git.run(&["update-ref", "-m", "orchestrate: agent commit", &refname, &commit, old])?;
+        git.run(&[
+            "update-ref",
+            "-m",
+            "orchestrate: agent commit",
+            &refname,
+            &commit,
+            old,
+        ])?;
         Ok(commit)
     }
 
@@ -205,13 +215,16 @@ impl Repo {
 
     /// The unified diff between two commits (the snapshot persisted on a stop and reviewed).
     pub fn diff(&self, from: &str, to: &str) -> Result<String, GitError> {
-        self.git().text(&["diff", "--no-color", "--no-ext-diff", "--binary", from, to])
+        self.git()
+            .text(&["diff", "--no-color", "--no-ext-diff", "--binary", from, to])
     }
 
     /// Commit ids on `branch` from `base` (exclusive), oldest first, with their messages.
     pub fn log(&self, base: &str, branch: &str) -> Result<Vec<(String, String)>, GitError> {
         let range = format!("{base}..refs/heads/{branch}");
-        let out = self.git().text(&["log", "--reverse", "--format=%H%x00%B%x1e", &range])?;
+        let out = self
+            .git()
+            .text(&["log", "--reverse", "--format=%H%x00%B%x1e", &range])?;
         Ok(out
             .split('\u{1e}')
             .filter_map(|rec| {

@@ -10,7 +10,11 @@ fn sh(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -32,11 +36,17 @@ fn repo() -> (tempfile::TempDir, Repo, String) {
 
 /// mknod of a 0/0 char device needs CAP_MKNOD; without it the whiteout case cannot be built.
 fn whiteout(path: &Path) -> bool {
-    let st = Command::new("mknod").arg(path).args(["c", "0", "0"]).status();
+    let st = Command::new("mknod")
+        .arg(path)
+        .args(["c", "0", "0"])
+        .status();
     match st {
         Ok(s) if s.success() => true,
         _ => {
-            eprintln!("SKIP: cannot mknod a whiteout at {} (not root?)", path.display());
+            eprintln!(
+                "SKIP: cannot mknod a whiteout at {} (not root?)",
+                path.display()
+            );
             false
         }
     }
@@ -57,19 +67,40 @@ fn upper_layer_becomes_a_commit_on_the_agent_branch_without_touching_the_worktre
 
     let (tree, changes) = repo.candidate_changes(&base, &Candidate::Upper(u)).unwrap();
     let mut expect = vec![
-        Change { path: "src/lib.rs".into(), kind: ChangeKind::Modified },
-        Change { path: "src/slug.rs".into(), kind: ChangeKind::Added },
+        Change {
+            path: "src/lib.rs".into(),
+            kind: ChangeKind::Modified,
+        },
+        Change {
+            path: "src/slug.rs".into(),
+            kind: ChangeKind::Added,
+        },
     ];
     if can_whiteout {
-        expect.insert(0, Change { path: "README".into(), kind: ChangeKind::Deleted });
+        expect.insert(
+            0,
+            Change {
+                path: "README".into(),
+                kind: ChangeKind::Deleted,
+            },
+        );
     }
     assert_eq!(changes, expect);
 
     let branch = "agent/FR-12/r-1";
     let c1 = repo
-        .commit_tree(&tree, &base, branch, "iteration 1\n\nplan_id=p1 iteration=1\n", None)
+        .commit_tree(
+            &tree,
+            &base,
+            branch,
+            "iteration 1\n\nplan_id=p1 iteration=1\n",
+            None,
+        )
         .unwrap();
-    assert_eq!(repo.resolve(&format!("refs/heads/{branch}")).unwrap(), Some(c1.clone()));
+    assert_eq!(
+        repo.resolve(&format!("refs/heads/{branch}")).unwrap(),
+        Some(c1.clone())
+    );
     // Creating the branch again (expected: absent) must fail: update-ref is a compare-and-swap.
     assert!(matches!(
         repo.commit_tree(&tree, &base, branch, "again", None),
@@ -81,9 +112,15 @@ fn upper_layer_becomes_a_commit_on_the_agent_branch_without_touching_the_worktre
 
     // The engineer's checkout is exactly as it was.
     assert_eq!(sh(dir.path(), &["status", "--porcelain"]), status_before);
-    assert_eq!(std::fs::read(dir.path().join(".git/index")).unwrap(), index_before);
+    assert_eq!(
+        std::fs::read(dir.path().join(".git/index")).unwrap(),
+        index_before
+    );
     assert_eq!(sh(dir.path(), &["rev-parse", "HEAD"]), base);
-    assert_eq!(std::fs::read_to_string(dir.path().join("src/lib.rs")).unwrap(), "pub fn a() {}\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("src/lib.rs")).unwrap(),
+        "pub fn a() {}\n"
+    );
 
     let out = tempfile::tempdir().unwrap();
     repo.materialise(&c1, &out.path().join("tree")).unwrap();
@@ -108,7 +145,10 @@ fn whiteout_on_a_directory_and_an_opaque_directory_delete_everything_below() {
     let paths: Vec<_> = changes.iter().map(|c| (c.path.as_str(), c.kind)).collect();
     assert_eq!(
         paths,
-        vec![("src/old/x.rs", ChangeKind::Deleted), ("src/old/y.rs", ChangeKind::Deleted)]
+        vec![
+            ("src/old/x.rs", ChangeKind::Deleted),
+            ("src/old/y.rs", ChangeKind::Deleted)
+        ]
     );
 }
 
@@ -120,7 +160,9 @@ fn a_full_tree_copy_counts_ignored_files_and_deletions() {
     std::fs::write(copy.path().join(".gitignore"), "*.log\n").unwrap();
     std::fs::write(copy.path().join("x.log"), "hidden\n").unwrap();
     std::fs::remove_file(copy.path().join("README")).unwrap();
-    let (_, changes) = repo.candidate_changes(&base, &Candidate::FullTree(copy.path())).unwrap();
+    let (_, changes) = repo
+        .candidate_changes(&base, &Candidate::FullTree(copy.path()))
+        .unwrap();
     let paths: Vec<_> = changes.iter().map(|c| (c.path.as_str(), c.kind)).collect();
     assert_eq!(
         paths,
@@ -144,8 +186,14 @@ fn scan_reports_specials_and_executables() {
     assert_eq!(
         entries,
         vec![
-            UpperEntry { path: "link".into(), kind: UpperKind::Symlink },
-            UpperEntry { path: "run.sh".into(), kind: UpperKind::File { executable: true } },
+            UpperEntry {
+                path: "link".into(),
+                kind: UpperKind::Symlink
+            },
+            UpperEntry {
+                path: "run.sh".into(),
+                kind: UpperKind::File { executable: true }
+            },
         ]
     );
 }

@@ -40,7 +40,11 @@ impl Event {
     }
 
     /// An event of run `run_id`.
-    pub fn for_run(run_id: impl Into<String>, kind: impl Into<String>, body: serde_json::Value) -> Self {
+    pub fn for_run(
+        run_id: impl Into<String>,
+        kind: impl Into<String>,
+        body: serde_json::Value,
+    ) -> Self {
         Self {
             run_id: Some(run_id.into()),
             kind: kind.into(),
@@ -217,7 +221,10 @@ fn append_in(tx: &Transaction<'_>, events: &[Event]) -> Result<AuditHead, StoreE
         })?;
     let mut entry = Vec::with_capacity(256);
     for ev in events {
-        let seq = head.seq.checked_add(1).ok_or(StoreError::SeqOverflow { seq: head.seq })?;
+        let seq = head
+            .seq
+            .checked_add(1)
+            .ok_or(StoreError::SeqOverflow { seq: head.seq })?;
         let seq_i = i64::try_from(seq).map_err(|_| StoreError::SeqOverflow { seq: head.seq })?;
         let body = canonical::to_vec(&ev.body).map_err(|source| StoreError::Canonical {
             kind: ev.kind.clone(),
@@ -258,7 +265,10 @@ mod tests {
                 "seq": 42, "ts": -7, "run_id": run_id, "kind": "kind/\\x", "body": body
             }))
             .unwrap();
-            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
         }
     }
 
@@ -269,7 +279,13 @@ mod tests {
             hash: canonical::sha256(b"x"),
         };
         assert_eq!(h.to_string().parse::<AuditHead>(), Ok(h));
-        for bad in ["", "17", "x:00", "17:abc", &format!("-1:{}", h.hash.to_hex())] {
+        for bad in [
+            "",
+            "17",
+            "x:00",
+            "17:abc",
+            &format!("-1:{}", h.hash.to_hex()),
+        ] {
             assert!(bad.parse::<AuditHead>().is_err(), "{bad:?} parsed");
         }
     }

@@ -56,10 +56,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     let supported = current_version();
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|source| StoreError::Migrate {
-            version: 0,
-            source,
-        })?;
+        .map_err(|source| StoreError::Migrate { version: 0, source })?;
     if found > supported {
         return Err(StoreError::SchemaTooNew {
             path: path.to_path_buf(),
@@ -67,9 +64,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             supported,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip_while(|(i, _)| {
-        i64::try_from(*i).unwrap_or(i64::MAX) < found
-    }) {
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip_while(|(i, _)| i64::try_from(*i).unwrap_or(i64::MAX) < found)
+    {
         let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
         let err = |source| StoreError::Migrate { version, source };
         let tx = conn
@@ -83,7 +82,8 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             continue;
         }
         tx.execute_batch(sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", version).map_err(err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err)?;
         tx.commit().map_err(err)?;
     }
     Ok(())

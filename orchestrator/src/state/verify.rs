@@ -229,7 +229,10 @@ impl Store {
                     column: "seq",
                 }));
             };
-            let bad = |column| Problem::MalformedRow { seq: raw_seq, column };
+            let bad = |column| Problem::MalformedRow {
+                seq: raw_seq,
+                column,
+            };
             let ValueRef::Integer(ts) = row.get_ref(1).map_err(read)? else {
                 return Ok(Some(bad("ts")));
             };

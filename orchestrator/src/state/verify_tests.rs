@@ -61,11 +61,18 @@ fn the_triggers_refuse_update_and_delete() {
 fn an_edited_row_is_named() {
     let (_d, store) = store_with(10);
     let c = attacker(&store);
-    c.execute("UPDATE events SET body = '{\"i\":4,\"note\":\"fine\"}' WHERE seq = 4", [])
-        .unwrap();
+    c.execute(
+        "UPDATE events SET body = '{\"i\":4,\"note\":\"fine\"}' WHERE seq = 4",
+        [],
+    )
+    .unwrap();
     restore_guards(&c);
     let r = store.verify(None).unwrap();
-    assert!(matches!(r.problem, Some(Problem::ContentEdited { seq: 4, .. })), "{:?}", r.problem);
+    assert!(
+        matches!(r.problem, Some(Problem::ContentEdited { seq: 4, .. })),
+        "{:?}",
+        r.problem
+    );
     assert_eq!(r.rows_verified, 3);
 }
 
@@ -75,7 +82,9 @@ fn an_edit_with_a_recomputed_hash_breaks_the_next_link() {
     let c = attacker(&store);
     // Rewrite row 4 consistently with its own prev_hash: row 5's prev_hash no longer matches.
     let (ts, prev): (i64, Vec<u8>) = c
-        .query_row("SELECT ts, prev_hash FROM events WHERE seq = 4", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT ts, prev_hash FROM events WHERE seq = 4", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     let body = br#"{"i":4,"note":"forged"}"#;
     let mut entry = Vec::new();
@@ -89,7 +98,11 @@ fn an_edit_with_a_recomputed_hash_breaks_the_next_link() {
     .unwrap();
     restore_guards(&c);
     let r = store.verify(None).unwrap();
-    assert!(matches!(r.problem, Some(Problem::PrevHashMismatch { seq: 5, .. })), "{:?}", r.problem);
+    assert!(
+        matches!(r.problem, Some(Problem::PrevHashMismatch { seq: 5, .. })),
+        "{:?}",
+        r.problem
+    );
 }
 
 #[test]
@@ -99,7 +112,13 @@ fn a_deleted_middle_row_is_named() {
     c.execute("DELETE FROM events WHERE seq = 6", []).unwrap();
     restore_guards(&c);
     let r = store.verify(None).unwrap();
-    assert_eq!(r.problem, Some(Problem::SeqGap { seq: 7, expected_seq: 6 }));
+    assert_eq!(
+        r.problem,
+        Some(Problem::SeqGap {
+            seq: 7,
+            expected_seq: 6
+        })
+    );
     let text = r.problem.unwrap().to_string();
     assert!(text.contains("rows 6..6 were deleted"), "{text}");
 }
@@ -117,7 +136,11 @@ fn reordered_rows_are_named() {
     .unwrap();
     restore_guards(&c);
     let r = store.verify(None).unwrap();
-    assert!(matches!(r.problem, Some(Problem::PrevHashMismatch { seq: 3, .. })), "{:?}", r.problem);
+    assert!(
+        matches!(r.problem, Some(Problem::PrevHashMismatch { seq: 3, .. })),
+        "{:?}",
+        r.problem
+    );
 }
 
 #[test]
@@ -130,7 +153,13 @@ fn truncation_is_caught_only_against_a_kept_head() {
     // Alone, the shorter chain is consistent: this is why the head is kept elsewhere.
     assert_eq!(store.verify(None).unwrap().problem, None);
     let r = store.verify(Some(head)).unwrap();
-    assert_eq!(r.problem, Some(Problem::Truncated { end_seq: 7, expected_seq: 10 }));
+    assert_eq!(
+        r.problem,
+        Some(Problem::Truncated {
+            end_seq: 7,
+            expected_seq: 10
+        })
+    );
 }
 
 #[test]
@@ -144,10 +173,16 @@ fn a_rewritten_chain_does_not_match_the_kept_head() {
         let _ = std::fs::remove_file(dir.path().join(format!("{}{ext}", crate::state::DB_FILE)));
     }
     let mut forged = Store::open(dir.path()).unwrap();
-    let events: Vec<Event> = (1..=5).map(|i| Event::new("iteration", json!({"i": i}))).collect();
+    let events: Vec<Event> = (1..=5)
+        .map(|i| Event::new("iteration", json!({"i": i})))
+        .collect();
     forged.append_batch(&events).unwrap();
     let r = forged.verify(Some(head)).unwrap();
-    assert!(matches!(r.problem, Some(Problem::HeadMismatch { seq: 5, .. })), "{:?}", r.problem);
+    assert!(
+        matches!(r.problem, Some(Problem::HeadMismatch { seq: 5, .. })),
+        "{:?}",
+        r.problem
+    );
 }
 
 #[test]
@@ -155,5 +190,9 @@ fn dropped_guards_are_reported() {
     let (_d, store) = store_with(2);
     let _c = attacker(&store);
     let r = store.verify(None).unwrap();
-    assert!(matches!(r.problem, Some(Problem::GuardMissing { .. })), "{:?}", r.problem);
+    assert!(
+        matches!(r.problem, Some(Problem::GuardMissing { .. })),
+        "{:?}",
+        r.problem
+    );
 }
