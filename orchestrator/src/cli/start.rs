@@ -1,8 +1,12 @@
 //! `orchestrate start FR`: run an FR end to end (see `crate::run`). Progress goes to stdout as
 //! plain lines (stderr under `--json`); the exit code says how the run ended: 0 done, 4 stopped
 //! or paused (the reason code is printed), 2 invalid input, 3 containment unavailable.
+//!
+//! A run that is done is handed to the gate at once (`orchestrate-gate promote`, a separate
+//! process that decides from the signed artifacts alone): on a pass it fast-forwards `staging`
+//! and the approve command is printed; on a failed check nothing moves and `start` exits 1.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -27,6 +31,9 @@ pub struct StartArgs {
     /// Print the run's summary as JSON on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Stop at the agent branch: do not hand a finished run to the gate.
+    #[arg(long)]
+    pub no_promote: bool,
 }
 
 /// Errors of `start` and `resume`.
@@ -121,13 +128,89 @@ pub(super) fn conclude(out: &Output, s: &Summary) -> ExitCode {
 
 /// Runs `orchestrate start`.
 pub fn run(ctx: &Context, out: &Output, args: &StartArgs) -> Result<ExitCode, StartError> {
+    let repo = ctx.repo()?;
+    let state = ctx.state_dir()?;
     let summary = run::start(StartRequest {
-        repo: ctx.repo()?,
-        state_dir: ctx.state_dir()?,
+        repo: repo.clone(),
+        state_dir: state.clone(),
         fr_id: args.fr.clone(),
         allow_weaker: args.allow_weaker,
         session: args.session.clone(),
         report: reporter(args.json),
     })?;
-    Ok(conclude(out, &summary))
+    let code = conclude(out, &summary);
+    if args.no_promote || !matches!(summary.outcome, Outcome::Done) {
+        return Ok(code);
+    }
+    Ok(promote(out, &repo, &state, &summary))
+}
+
+/// Hands a finished run to the gate: seeds the integration repository at the run's base commit
+/// the first time, then `promote`; records each decision in the audit trail. Under `--json` the
+/// gate's report goes to stderr, so stdout stays one document.
+fn promote(out: &Output, repo: &Path, state: &Path, s: &Summary) -> ExitCode {
+    let report = seed_integration(repo, state, &s.dir)
+        .and_then(|()| super::approve::call_gate(state, "promote", &s.run_id, &[]));
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&e, ExitCode::Internal);
+            return ExitCode::Internal;
+        }
+    };
+    if let Err(e) = super::approve::record(state, &report) {
+        out.error(&e, ExitCode::Internal);
+        return ExitCode::Internal;
+    }
+    if out.is_json() {
+        if let Ok(line) = serde_json::to_string(&report) {
+            eprintln!("{line}");
+        }
+        return gate_exit(&report);
+    }
+    let code = super::approve::print(out, &report);
+    match report.verdict {
+        gate::Verdict::Pass => out.line(format!(
+            "  promote    staging moved by the gate; a person listed in roles.yaml approvers runs: orchestrate approve {}",
+            s.run_id
+        )),
+        gate::Verdict::Hold => out.line(format!(
+            "  promote    held for a person (risk class): orchestrate approve {}",
+            s.run_id
+        )),
+        gate::Verdict::Fail => out.line(format!(
+            "  promote    refused; nothing moved. The receipt says why: orchestrate receipt {}",
+            s.run_id
+        )),
+    }
+    if report.verdict == gate::Verdict::Hold {
+        ExitCode::Ok
+    } else {
+        code
+    }
+}
+
+fn gate_exit(report: &gate::client::GateReport) -> ExitCode {
+    match report.verdict {
+        gate::Verdict::Pass | gate::Verdict::Hold => ExitCode::Ok,
+        gate::Verdict::Fail => ExitCode::Failed,
+    }
+}
+
+/// Creates `<state>/integration.git` from the engineer's repository at the run's base commit
+/// unless it exists (the gate refuses to re-create it).
+fn seed_integration(
+    repo: &Path,
+    state: &Path,
+    run_dir: &Path,
+) -> Result<(), super::approve::GateCmdError> {
+    if state.join(gate::integration::INTEGRATION_DIR).exists() {
+        return Ok(());
+    }
+    let base = std::fs::read(run_dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m["base_commit"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "HEAD".to_owned());
+    gate::client::init(state, repo, &base).map_err(super::approve::GateCmdError::Gate)
 }
