@@ -15,7 +15,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 say() { printf '==> %s\n' "$*"; }
 
 say "building orchestrate and orchestrate-agent ($profile)"
-build_flags=(--manifest-path "$root/Cargo.toml" -p orchestrate -p orchestrate-agents -p orchestrate-sandbox --bins)
+build_flags=(--manifest-path "$root/Cargo.toml" -p orchestrate -p orchestrate-agents -p orchestrate-sandbox -p orchestrate-gate --bins)
 [ "$profile" = release ] && build_flags+=(--release)
 cargo build "${build_flags[@]}"
 bin="$target/$profile"
@@ -27,6 +27,9 @@ repo="$work/textkit"
 say "copying examples/textkit into a new git repository at $repo"
 cp -R "$root/examples/textkit" "$repo"
 rm -rf "$repo/target"
+# The policy lives in the repository, as `orchestrate init` would put it; it is a protected path,
+# and the gate reads it from the integration repository's main.
+cp "$root/roles.yaml" "$repo/roles.yaml"
 git -C "$repo" init -q -b main
 git -C "$repo" add -A
 git -C "$repo" -c user.name=quickstart -c user.email=quickstart@localhost commit -qm "textkit: base for the quick start"
@@ -34,13 +37,11 @@ git -C "$repo" -c user.name=quickstart -c user.email=quickstart@localhost commit
 state="${ORCHESTRATE_STATE_DIR:-$work/state}"
 export ORCHESTRATE_STATE_DIR="$state"
 flags=()
-if [ "$(id -u)" = 0 ]; then
-    say "running as root: preparing users and keys with 'orchestrate setup' (state: $state)"
-    if ! "$orchestrate" --repo "$repo" setup --roles "$root/roles.yaml" --state-dir "$state"; then
-        say "setup did not complete; continuing in the weaker mode (recorded in the manifest)"
-    fi
-else
-    say "not root: no per-role users can be created, so the run uses --allow-weaker (recorded in the manifest)"
+# The run engine does not launch roles through the sandbox yet (see the README's status), so no
+# `orchestrate setup` here: it would create system users the run would not use. The first
+# attempt shows the fail-closed refusal; the rerun is the recorded weaker mode.
+if [ "$(id -u)" != 0 ]; then
+    say "not root: the run uses --allow-weaker (recorded in the manifest)"
     flags+=(--allow-weaker)
 fi
 
@@ -70,7 +71,12 @@ if [ -n "$run_id" ]; then
     say "manifest    $run_dir/manifest.json"
     say "artifacts   $run_dir/artifacts"
     ls "$run_dir/artifacts" 2>/dev/null | sed 's/^/    /'
+    staging="$(git -C "$state/integration.git" rev-parse -q --verify refs/heads/staging 2>/dev/null || true)"
+    [ -n "$staging" ] && say "staging     $staging (moved by the gate: $state/integration.git)"
+    say "receipt     $orchestrate receipt $run_id"
+    say "review      $orchestrate review $run_id"
     say "status      $orchestrate status $run_id"
     say "audit       $orchestrate audit verify"
+    say "approve     cd $repo && $orchestrate approve $run_id --update-local   (an approver from roles.yaml)"
 fi
 exit "$code"
