@@ -208,6 +208,24 @@ fn happy_path_ends_done_with_commits_carrying_plan_and_iteration() {
         manifest["iterations"][0]["acceptance_passing"], 2,
         "{manifest}"
     );
+    // start hands the finished run to the gate: staging is the agent branch's head, main is not.
+    let head = git(&f.repo, &["rev-parse", &branch]);
+    let integration = f.state.join("integration.git");
+    assert_eq!(
+        git(&integration, &["rev-parse", "refs/heads/staging"]),
+        head
+    );
+    assert_ne!(git(&integration, &["rev-parse", "refs/heads/main"]), head);
+    assert!(
+        text(&out).contains(&format!("orchestrate approve {id}")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        dir.join("artifacts/decision-1.dsse.json").is_file(),
+        "no gate decision in {}",
+        dir.display()
+    );
 }
 
 #[test]

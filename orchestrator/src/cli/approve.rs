@@ -50,6 +50,14 @@ pub enum GateCmdError {
     /// The gate could not be run or refused to decide.
     #[error("the gate: {0}")]
     Gate(#[source] ClientError),
+    /// Writing the built-in policy for the gate (`<state>/roles.yaml`) failed.
+    #[error("writing the gate's policy {path}: {source}")]
+    WritePolicy {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// Recording the decision in the audit trail failed (the decision itself stands: it is
     /// signed and stored in the run directory).
     #[error("recording the gate's decision in the audit trail: {0}")]
@@ -83,7 +91,8 @@ impl Failure for GateCmdError {
             GateCmdError::Gate(_)
             | GateCmdError::Audit(_)
             | GateCmdError::LocalGit { .. }
-            | GateCmdError::GitSpawn { .. } => ExitCode::Internal,
+            | GateCmdError::GitSpawn { .. }
+            | GateCmdError::WritePolicy { .. } => ExitCode::Internal,
         }
     }
 }

@@ -198,12 +198,23 @@ fn gate_exit(report: &gate::client::GateReport) -> ExitCode {
 }
 
 /// Creates `<state>/integration.git` from the engineer's repository at the run's base commit
-/// unless it exists (the gate refuses to re-create it).
+/// unless it exists (the gate refuses to re-create it). A repository without its own roles.yaml
+/// ran under the built-in policy; the gate gets that same policy as `<state>/roles.yaml`, its
+/// documented fallback, so it judges the run by the rules the run was held to.
 fn seed_integration(
     repo: &Path,
     state: &Path,
     run_dir: &Path,
 ) -> Result<(), super::approve::GateCmdError> {
+    let fallback = state.join("roles.yaml");
+    if !repo.join("roles.yaml").is_file() && !fallback.exists() {
+        std::fs::write(&fallback, crate::run::preflight::DEFAULT_ROLES).map_err(|source| {
+            super::approve::GateCmdError::WritePolicy {
+                path: fallback.clone(),
+                source,
+            }
+        })?;
+    }
     if state.join(gate::integration::INTEGRATION_DIR).exists() {
         return Ok(());
     }
