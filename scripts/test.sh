@@ -18,8 +18,31 @@ echo "== cargo build --bins"
 # orchestrate-jail) from this target directory.
 cargo build --workspace --bins --locked
 
+# What exists before the tests, so that only what they add counts as left behind.
+snapshot() {
+    getent passwd | cut -d: -f1 | grep -E '^(orch|orchestrate)[-_]' || true
+    grep -E ' (overlay|tmpfs|ext4) .*(orchestr|sandbox|volume)' /proc/mounts | cut -d' ' -f2 || true
+    losetup -a -O NAME,BACK-FILE --noheadings 2>/dev/null || true
+}
+before=$(snapshot | sort)
+
 echo "== cargo test"
 # One test thread per binary where tests fork, set rlimits or create users: those tests serialise themselves;
 # the default parallelism is kept for everything else.
 # --nocapture so that every `SKIP: <reason>` a test prints is visible in the log.
-cargo test --workspace --locked --no-fail-fast -- --nocapture
+status=0
+cargo test --workspace --locked --no-fail-fast -- --nocapture || status=$?
+
+echo "== what the tests left behind"
+# Tests must clean up even when they fail: users, mounts, loop devices, /dev/null itself.
+left=$(comm -13 <(echo "$before") <(snapshot | sort) | sed '/^$/d')
+if [ ! -c /dev/null ]; then left="$left
+/dev/null is no longer a character device"; fi
+if [ -n "$left" ]; then
+    echo "FAIL: left behind:"
+    echo "$left"
+    [ "$status" = 0 ] && status=1
+else
+    echo "nothing"
+fi
+exit "$status"
