@@ -89,7 +89,9 @@ pub enum Command {
     /// SARIF 2.1.0; exit 1 on a high or critical finding or a signature that does not verify.
     Review(review::ReviewArgs),
     /// Run an FR end to end: preflight, baseline, plan, iterations (codegen, tests, progress,
-    /// review, budget) on agent/<FR>/<run>. Exit 0 done, 4 stopped or paused (reason printed).
+    /// review, budget) on agent/<FR>/<run>, then hand it to the gate, which promotes staging
+    /// (--no-promote: stop at the branch). Exit 0 done, 1 the gate refused, 4 stopped or paused
+    /// (reason printed).
     Start(start::StartArgs),
     /// Show the runs, or one run in detail (`interrupted` when its orchestrator died).
     Status(status::StatusArgs),
