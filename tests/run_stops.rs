@@ -441,3 +441,61 @@ fn kill_9_mid_run_shows_interrupted_then_resume_finishes_it() {
     assert!(text(&f.orchestrate(&["log", &id])).contains("run.reauthorized"));
     assert_eq!(f.orchestrate(&["audit", "verify"]).status.code(), Some(0));
 }
+
+#[test]
+fn budget_at_70_pct_warns_and_the_run_goes_on() {
+    let f = Fixture::new(|r| {
+        set_config(
+            r,
+            "limits: { tool_calls: 12 }\ntest_commands: [\"cargo test\"]\n",
+        )
+    });
+    // 9 of 12 tool calls in iteration 1: a warning, no pause; iteration 2 then makes no
+    // progress either, which stops the run.
+    assert_stops(&f, "stops/budget.json", "STOP_NO_PROGRESS");
+    let id = f.newest_run()["run_id"].as_str().unwrap().to_owned();
+    let log = text(&f.orchestrate(&["log", &id]));
+    assert!(log.contains("budget.warn"), "{log}");
+    assert!(!log.contains("run.paused"), "{log}");
+}
+
+#[test]
+fn budget_at_90_pct_pauses_until_a_person_reauthorizes() {
+    let f = Fixture::new(|r| {
+        set_config(
+            r,
+            "limits: { tool_calls: 10 }\ntest_commands: [\"cargo test\"]\n",
+        )
+    });
+    let out = f.start("stops/budget.json");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(all.contains("PAUSED: tool_calls at 90 %"), "{all}");
+    let run = f.newest_run();
+    assert_eq!(run["status"], "paused", "{run}");
+    let id = run["run_id"].as_str().unwrap().to_owned();
+
+    let refused = f.orchestrate(&["resume", &id]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+
+    // Re-authorized, from inside the repository with a relative --session: the run goes on and
+    // the 11th tool call hits the cap.
+    let resumed = Command::new(f.bins.join("orchestrate"))
+        .current_dir(&f.repo)
+        .args(["--state-dir", f.state.to_str().unwrap(), "resume", &id])
+        .args(["--reauthorize", "--allow-weaker", "--session"])
+        .arg("sessions/stops/budget.json")
+        .env("ORCHESTRATE_AGENT", f.bins.join("orchestrate-agent"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let all = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(4), "{all}");
+    assert!(all.contains("STOPPED STOP_TOOL_CALL_CAP"), "{all}");
+    let log = text(&f.orchestrate(&["log", &id]));
+    for e in ["run.paused", "run.reauthorized", "run.stopped"] {
+        assert!(log.contains(e), "{e} missing\n{log}");
+    }
+    let audit = f.orchestrate(&["audit", "verify"]);
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+}

@@ -57,7 +57,7 @@ impl Context {
             if !r.is_dir() {
                 return Err(ContextError::RepoNotDir { path: r.clone() });
             }
-            return Ok(r.clone());
+            return Ok(absolute(r));
         }
         let cwd = std::env::current_dir().map_err(|source| ContextError::CurrentDir { source })?;
         Ok(git_toplevel(&cwd).unwrap_or(cwd))
@@ -66,10 +66,16 @@ impl Context {
     /// The state directory: `--state-dir` / `ORCHESTRATE_STATE_DIR`, else the default.
     pub fn state_dir(&self) -> Result<PathBuf, ContextError> {
         match &self.state_dir {
-            Some(d) => Ok(d.clone()),
+            Some(d) => Ok(absolute(d)),
             None => crate::state::default_state_dir().ok_or(ContextError::NoStateDir),
         }
     }
+}
+
+/// `p` made absolute against the working directory: roles, the gate and git run elsewhere, so
+/// a relative `--repo` or `--state-dir` would name another place for them.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// `git rev-parse --show-toplevel` in `dir`; `None` outside a work tree or without git.

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use protocol::artifact::{verify_artifact, ArtifactError, DsseEnvelope, KeyPair, PublicKey};
 use protocol::canonical::Digest32;
-use protocol::frame::{MessageKind, Task, TestResults};
+use protocol::frame::{Message, MessageKind, Task, TestResults};
 use protocol::plan::WorkPlan;
 use protocol::{RoleName, StopCode};
 use ractor::rpc::CallResult;
@@ -511,6 +511,39 @@ impl Engine {
             }
         }
         Ok(result)
+    }
+
+    /// Asks `role` for one signed result: sends `task`, takes the reply of kind `want`, picks
+    /// its body with `extract` (a reply without it is a protocol violation, `missing` says what
+    /// was expected) and accepts the artifact the role signed for it as `artifact`.
+    #[allow(clippy::too_many_arguments)] // one call, named by its parts; a struct would only rename them
+    pub(super) async fn ask<T: DeserializeOwned + PartialEq>(
+        &mut self,
+        role: RoleName,
+        task: Task,
+        want: MessageKind,
+        extract: fn(Message) -> Option<T>,
+        missing: &str,
+        artifact: &str,
+        plan_hash: &Digest32,
+    ) -> Result<Result<T, Fault>, EngineError> {
+        let reply = match self.call(role, task, want).await? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
+        };
+        let Some(body) = extract(reply.body) else {
+            return Ok(Err(Fault {
+                code: StopCode::ProtocolViolation,
+                detail: format!("{role} sent no {missing}"),
+                calls: vec![],
+            }));
+        };
+        if let Err(f) =
+            self.accept_artifact(role, artifact, reply.artifact.as_ref(), &body, plan_hash)?
+        {
+            return Ok(Err(f));
+        }
+        Ok(Ok(body))
     }
 
     /// Verifies a result's signature (right role, run, plan, key) and that the signed body is

@@ -338,11 +338,7 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
             containment.layers_missing.join(", ")
         ));
     }
-    let session = req.session.take().unwrap_or_else(|| {
-        repo.root()
-            .join("sessions")
-            .join(format!("{}.json", req.fr_id))
-    });
+    let session = session_path(req.session.take(), repo.root(), &req.fr_id);
     if !session.is_file() {
         return Err(RunError::NoSession { path: session });
     }
@@ -504,11 +500,7 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         "run {}: resumed by a person (re-authorized)",
         req.run_id
     ));
-    let session = req.session.take().unwrap_or_else(|| {
-        repo.root()
-            .join("sessions")
-            .join(format!("{}.json", record.fr_id))
-    });
+    let session = session_path(req.session.take(), repo.root(), &record.fr_id);
     let agent_bin = agent_binary()?;
     let engine = Engine::new(EngineParts {
         run_id: req.run_id.clone(),
@@ -550,4 +542,14 @@ pub fn request_stop(state_dir: &Path, run_id: &str) -> Result<String, RunError> 
         return Ok(status::STOPPED.to_owned());
     }
     Ok(shown)
+}
+
+/// The recorded session the replay driver applies: `--session` as given, made absolute against
+/// the caller's working directory (the roles run elsewhere), or `sessions/<FR>.json` in the
+/// repository.
+fn session_path(given: Option<PathBuf>, repo: &Path, fr_id: &str) -> PathBuf {
+    match given {
+        Some(p) => std::path::absolute(&p).unwrap_or(p),
+        None => repo.join("sessions").join(format!("{fr_id}.json")),
+    }
 }

@@ -458,27 +458,24 @@ impl Engine {
                 scratch: self.scratch(RoleName::TestRunner),
             };
             let task = self.task(&input)?;
-            let reply = match self
-                .call(RoleName::TestRunner, task, MessageKind::TestResults)
+            let results = match self
+                .ask(
+                    RoleName::TestRunner,
+                    task,
+                    MessageKind::TestResults,
+                    |m| match m {
+                        Message::TestResults(x) => Some(x),
+                        _ => None,
+                    },
+                    "results",
+                    "test_results",
+                    &plan_hash,
+                )
                 .await?
             {
-                Ok(r) => r,
+                Ok(x) => x,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
-            let Message::TestResults(results) = reply.body else {
-                return self
-                    .halt(StopCode::ProtocolViolation, "test-runner sent no results")
-                    .await;
-            };
-            if let Err(f) = self.accept_artifact(
-                RoleName::TestRunner,
-                "test_results",
-                reply.artifact.as_ref(),
-                &results,
-                &plan_hash,
-            )? {
-                return self.halt(f.code, &f.detail).await;
-            }
             evidence::write_junit(&self.dir.evidence("junit.xml"), &results)?;
 
             self.stage = "progress";
@@ -497,30 +494,24 @@ impl Engine {
                 acceptance: acceptance.clone(),
             };
             let task = self.task(&input)?;
-            let reply = match self
-                .call(RoleName::ProgressEvaluator, task, MessageKind::Progress)
+            let progress = match self
+                .ask(
+                    RoleName::ProgressEvaluator,
+                    task,
+                    MessageKind::Progress,
+                    |m| match m {
+                        Message::Progress(x) => Some(x),
+                        _ => None,
+                    },
+                    "verdict",
+                    "progress",
+                    &plan_hash,
+                )
                 .await?
             {
-                Ok(r) => r,
+                Ok(x) => x,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
-            let Message::Progress(progress) = reply.body else {
-                return self
-                    .halt(
-                        StopCode::ProtocolViolation,
-                        "progress-evaluator sent no verdict",
-                    )
-                    .await;
-            };
-            if let Err(f) = self.accept_artifact(
-                RoleName::ProgressEvaluator,
-                "progress",
-                reply.artifact.as_ref(),
-                &progress,
-                &plan_hash,
-            )? {
-                return self.halt(f.code, &f.detail).await;
-            }
             self.streak = decide::streak(self.streak, &progress);
             self.event(
                 "progress",
@@ -535,30 +526,24 @@ impl Engine {
                 expected_files: plan.targets.len() as u64,
             };
             let task = self.task(&input)?;
-            let reply = match self
-                .call(RoleName::SecurityReview, task, MessageKind::Review)
+            let review = match self
+                .ask(
+                    RoleName::SecurityReview,
+                    task,
+                    MessageKind::Review,
+                    |m| match m {
+                        Message::Review(x) => Some(x),
+                        _ => None,
+                    },
+                    "review",
+                    "review",
+                    &plan_hash,
+                )
                 .await?
             {
-                Ok(r) => r,
+                Ok(x) => x,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
-            let Message::Review(review) = reply.body else {
-                return self
-                    .halt(
-                        StopCode::ProtocolViolation,
-                        "security-review sent no review",
-                    )
-                    .await;
-            };
-            if let Err(f) = self.accept_artifact(
-                RoleName::SecurityReview,
-                "review",
-                reply.artifact.as_ref(),
-                &review,
-                &plan_hash,
-            )? {
-                return self.halt(f.code, &f.detail).await;
-            }
             evidence::write_sarif(&self.dir.evidence("review.sarif"), &review)?;
             let blocking = review
                 .findings
@@ -595,6 +580,7 @@ impl Engine {
                 stop_pct: b.stop_pct,
             };
             let task = self.task(&input)?;
+            // Not `ask`: the budget events cost-control sends with its ledger are read below.
             let reply = match self
                 .call(RoleName::CostControl, task, MessageKind::Ledger)
                 .await?
