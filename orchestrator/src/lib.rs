@@ -2,6 +2,7 @@
 //! trail. If it decides, orders or records, it is here.
 
 pub mod cli;
+pub mod containment;
 pub mod git;
 pub mod run;
 pub mod state;

@@ -74,7 +74,22 @@ impl Context {
 
 /// `p` made absolute against the working directory: roles, the gate and git run elsewhere, so
 /// a relative `--repo` or `--state-dir` would name another place for them.
+/// `..` is resolved through the file system (the sandbox refuses paths that contain it): the
+/// path itself when it exists, else its parent.
 fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    if let (Some(parent), Some(name)) = (p.parent(), p.file_name()) {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if let Ok(c) = parent.canonicalize() {
+            return c.join(name);
+        }
+    }
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 

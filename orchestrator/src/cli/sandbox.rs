@@ -12,10 +12,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use protocol::roles::{Network, RoleName, RolesFile};
-use sandbox::exec::{self, ExecError, ExecRequest, RoleSpec, SandboxSpec};
+use protocol::roles::RoleName;
+use sandbox::exec::{self, ExecError, ExecRequest};
+
+use crate::containment::{role_spec, toolchain_dirs};
 use sandbox::linux::launch::Launcher;
-use sandbox::plan::{Layer, Limits, PlanError};
+use sandbox::plan::{Layer, PlanError};
 use sandbox::report::{LaunchReport, LayerStatus};
 
 use super::context::{Context, ContextError};
@@ -172,59 +174,6 @@ pub fn run(ctx: &Context, out: &Output, args: &SandboxArgs) -> Result<u8, Sandbo
             Ok(u8::try_from(code).unwrap_or(125))
         }
     }
-}
-
-/// Maps roles.yaml's policy of `role` onto the sandbox crate's plain data.
-pub fn role_spec(roles: &RolesFile, role: RoleName) -> Option<(RoleSpec, SandboxSpec)> {
-    let p = roles.role(role)?;
-    let l = p.limits;
-    let spec = RoleSpec {
-        name: role.as_str().to_owned(),
-        user: p.user.clone(),
-        read: p.read.clone(),
-        write: p.write.clone(),
-        // An allowlist is reached through the gateway too: the namespace has no other route.
-        gateway: !matches!(p.network, Network::None),
-        limits: Limits {
-            cpu_seconds: l.cpu_seconds,
-            memory_mb: l.memory_mb,
-            pids: l.pids,
-            wall_seconds: l.wall_seconds,
-            nofile: l.nofile,
-            fsize_mb: l.fsize_mb,
-        },
-    };
-    let sb = SandboxSpec {
-        require: roles
-            .sandbox
-            .require
-            .iter()
-            .filter_map(|l| Layer::parse(l.as_str()))
-            .collect(),
-        system_read: roles
-            .sandbox
-            .system_read
-            .iter()
-            .map(PathBuf::from)
-            .collect(),
-        env_allow: roles.sandbox.env_allow.clone(),
-    };
-    Some((spec, sb))
-}
-
-/// `{toolchain}`: RUSTUP_HOME and CARGO_HOME, else ~/.rustup and ~/.cargo, where they exist.
-pub fn toolchain_dirs() -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let pick = |var: &str, default: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(default)))
-    };
-    [pick("RUSTUP_HOME", ".rustup"), pick("CARGO_HOME", ".cargo")]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.is_absolute() && p.is_dir())
-        .collect()
 }
 
 /// A throwaway volume, removed on drop.

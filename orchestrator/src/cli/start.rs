@@ -198,7 +198,7 @@ fn gate_exit(report: &gate::client::GateReport) -> ExitCode {
 }
 
 /// Creates `<state>/integration.git` from the engineer's repository at the run's base commit
-/// unless it exists (the gate refuses to re-create it). A repository without its own roles.yaml
+/// unless it holds a repository already (the gate refuses to re-create it). A repository without its own roles.yaml
 /// ran under the built-in policy; the gate gets that same policy as `<state>/roles.yaml`, its
 /// documented fallback, so it judges the run by the rules the run was held to.
 fn seed_integration(
@@ -215,7 +215,13 @@ fn seed_integration(
             }
         })?;
     }
-    if state.join(gate::integration::INTEGRATION_DIR).exists() {
+    // `orchestrate setup` creates the directory empty (owned by the gate's user); a repository
+    // is there once it has a HEAD.
+    if state
+        .join(gate::integration::INTEGRATION_DIR)
+        .join("HEAD")
+        .exists()
+    {
         return Ok(());
     }
     let base = std::fs::read(run_dir.join("manifest.json"))

@@ -84,6 +84,14 @@ pub enum EngineError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The work tree could not be handed to the role that edits it.
+    #[error("giving {path} to codegen's OS user: {source}")]
+    HandOver {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// A git plumbing command failed.
     #[error("git {args} in {dir}: {detail}")]
     GitCmd {
@@ -416,6 +424,20 @@ impl Engine {
                 scratch: self.dir.volume().join("scratch").join(role.as_str()),
                 env: env.clone(),
                 socket: theirs.into(),
+                read: {
+                    let mut r = vec![self.agent_bin.clone()];
+                    r.extend(keys.get(&role).cloned());
+                    if role == RoleName::Codegen {
+                        r.push(self.session.clone());
+                    }
+                    r
+                },
+                lifetime_s: self
+                    .shared
+                    .deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs()
+                    + 60,
             };
             let process = self.launcher.launch(spec)?;
             let args = RoleArgs {

@@ -31,18 +31,49 @@ pub struct RoleSpec {
     pub env: Vec<(String, String)>,
     /// The role's end of the frame socket.
     pub socket: OwnedFd,
+    /// Host paths the role must be able to read besides its policy's (its own binary and key,
+    /// codegen's recorded session).
+    pub read: Vec<PathBuf>,
+    /// How long the process may live: the run's wall-clock ceiling (each task has its own, shorter
+    /// limit from roles.yaml, enforced by the orchestrator).
+    pub lifetime_s: u64,
 }
 
 /// A started role process.
 #[derive(Debug)]
 pub struct RoleProcess {
-    /// The child (its pid is also its process group id).
+    /// The child: the role itself (its pid is also its process group id), or the jail helper
+    /// supervising it.
     pub child: Child,
+    /// For a jailed role: the helper's report pipe; the report says which layers were live and,
+    /// when the role never started, which setup step failed.
+    pub jail_report: Option<std::fs::File>,
+    /// Where the jail's failure is appended (the role's log).
+    pub log: PathBuf,
 }
 
 impl RoleProcess {
-    /// Kills the role's whole process group (the role and anything it started).
+    /// A plain child process.
+    pub fn plain(child: Child, log: PathBuf) -> Self {
+        Self {
+            child,
+            jail_report: None,
+            log,
+        }
+    }
+
+    /// Kills the role's whole process group (the role and anything it started); for a jailed
+    /// role, asks the helper to kill every process of the sandbox and clean up.
     pub fn kill(&mut self) {
+        if self.jail_report.is_some() {
+            #[cfg(target_os = "linux")]
+            if let Ok(pid) = i32::try_from(self.child.id()) {
+                let _ = sandbox::linux::sys::kill(pid, sandbox::linux::jail::KILL_ALL);
+            }
+            let _ = self.child.wait();
+            self.record_jail_report();
+            return;
+        }
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: killpg only sends a signal; the group id is the child's pid, which the
             // child made its own group leader before exec (process_group(0)) and which stays
@@ -53,6 +84,40 @@ impl RoleProcess {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Once the helper has exited: appends a setup or exec failure from its report to the role's
+    /// log, so "exited without its result" has its reason next to it.
+    pub fn record_jail_report(&mut self) {
+        let Some(mut pipe) = self.jail_report.take() else {
+            return;
+        };
+        let mut text = Vec::new();
+        if std::io::Read::read_to_end(&mut pipe, &mut text).is_err() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if let Ok(report) = serde_json::from_slice::<sandbox::report::LaunchReport>(&text) {
+            let line = match (&report.setup_failure, &report.exec_failure) {
+                (Some(f), _) => Some(format!(
+                    "sandbox: setup failed ({}): {}",
+                    f.layer.map_or("no layer", |l| l.name()),
+                    f.error
+                )),
+                (None, Some(e)) => Some(format!("sandbox: exec failed: {}", e.error)),
+                _ if report.wall_killed => Some("sandbox: killed by the wall clock".to_owned()),
+                _ => None,
+            };
+            if let Some(line) = line {
+                tracing::warn!(role = %report.role, "{line}");
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.log)
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())
+                    });
+            }
+        }
     }
 }
 
@@ -104,6 +169,11 @@ pub trait RoleLauncher: Send + Sync {
     fn launch(&self, spec: RoleSpec) -> Result<RoleProcess, LaunchError>;
     /// What this launcher contains.
     fn containment(&self) -> Containment;
+    /// The uid/gid that must own what `role` writes (its work tree), when roles run as their
+    /// own OS users.
+    fn writer(&self, _role: RoleName) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// Runs roles as plain child processes of the orchestrator (weaker mode): own process group,
@@ -175,7 +245,7 @@ impl RoleLauncher for DirectLauncher {
             source,
         })?;
         drop(spec.socket);
-        Ok(RoleProcess { child })
+        Ok(RoleProcess::plain(child, spec.log))
     }
 
     fn containment(&self) -> Containment {

@@ -12,6 +12,8 @@ mod evidence;
 mod finish;
 pub mod guard;
 pub mod launch;
+#[cfg(target_os = "linux")]
+pub mod launch_sandbox;
 pub mod layout;
 mod pipeline;
 pub mod preflight;
@@ -198,8 +200,15 @@ pub fn setup_done(state_dir: &Path) -> bool {
     })
 }
 
-/// The launcher for this run, or why containment is unavailable.
-fn choose_launcher(policy: &Policy, allow_weaker: bool) -> Result<Box<dyn RoleLauncher>, String> {
+/// The launcher for this run, or why containment is unavailable. On Linux roles run in the
+/// sandbox; a required layer this host cannot apply refuses the run unless `allow_weaker`, which
+/// runs with the layers that are live (and records the rest). Plain processes only where the
+/// sandbox cannot start at all, and only with `allow_weaker`.
+fn choose_launcher(
+    policy: &Policy,
+    volume: PathBuf,
+    allow_weaker: bool,
+) -> Result<Box<dyn RoleLauncher>, String> {
     let required: Vec<String> = policy
         .roles
         .sandbox
@@ -207,13 +216,21 @@ fn choose_launcher(policy: &Policy, allow_weaker: bool) -> Result<Box<dyn RoleLa
         .iter()
         .map(|l| l.as_str().to_owned())
         .collect();
-    // The contained launcher (sandbox crate) is not wired into the run engine yet, so every
-    // required layer is unavailable here: fail closed unless the caller accepted the weaker mode.
-    let reason = format!(
-        "the run engine cannot yet launch roles inside the sandbox; required layers not live: {}",
-        required.join(", ")
-    );
+    #[cfg(target_os = "linux")]
+    let reason = match launch_sandbox::SandboxLauncher::new(&policy.roles, volume, allow_weaker) {
+        Ok(l) => return Ok(Box::new(l)),
+        Err(e) => e.to_string(),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let reason = {
+        let _ = volume;
+        format!(
+            "roles are contained on Linux only; required layers not live: {}",
+            required.join(", ")
+        )
+    };
     if allow_weaker {
+        tracing::warn!("the sandbox cannot start ({reason}): roles run as plain processes");
         Ok(Box::new(DirectLauncher { required }))
     } else {
         Err(reason)
@@ -310,7 +327,7 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
             return Err(e.into());
         }
     };
-    let launcher = match choose_launcher(&policy, req.allow_weaker) {
+    let launcher = match choose_launcher(&policy, dir.volume(), req.allow_weaker) {
         Ok(l) => l,
         Err(reason) => {
             store.append(&Event::for_run(
@@ -334,8 +351,13 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
     ))?;
     if containment.mode == "weaker" {
         (req.report)(&format!(
-            "WEAKER MODE (--allow-weaker): roles run as plain processes; not live: {} (recorded in the manifest)",
+            "WEAKER MODE (--allow-weaker): roles run without these required layers: {} (recorded in the manifest)",
             containment.layers_missing.join(", ")
+        ));
+    } else {
+        (req.report)(&format!(
+            "[containment] every role in the sandbox; live: {}",
+            containment.layers_live.join(", ")
         ));
     }
     let session = session_path(req.session.take(), repo.root(), &req.fr_id);
@@ -355,7 +377,7 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
         base,
         report: req.report,
     });
-    drive(engine, None, false)
+    drive(engine, None, setup_done(&req.state_dir))
 }
 
 fn drive(
@@ -475,9 +497,9 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         source: Box::new(source),
     })?;
     let policy = preflight::load(repo.root(), &record.fr_id)?;
-    let launcher = choose_launcher(&policy, req.allow_weaker)
-        .map_err(|reason| RunError::NoContainment { reason })?;
     let dir = RunDir::new(&req.state_dir, &req.run_id);
+    let launcher = choose_launcher(&policy, dir.volume(), req.allow_weaker)
+        .map_err(|reason| RunError::NoContainment { reason })?;
     let _ = std::fs::remove_file(dir.stop_request());
     layout::write(&dir.pid_file(), std::process::id().to_string().as_bytes())?;
     let checkpoint: Option<Checkpoint> = std::fs::read(dir.checkpoint())
@@ -514,7 +536,7 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         base,
         report: req.report,
     });
-    drive(engine, checkpoint, false)
+    drive(engine, checkpoint, setup_done(&req.state_dir))
 }
 
 /// Asks a running run to stop: writes its STOP request (checked before every tool call and
@@ -544,12 +566,12 @@ pub fn request_stop(state_dir: &Path, run_id: &str) -> Result<String, RunError> 
     Ok(shown)
 }
 
-/// The recorded session the replay driver applies: `--session` as given, made absolute against
-/// the caller's working directory (the roles run elsewhere), or `sessions/<FR>.json` in the
+/// The recorded session the replay driver applies: `--session` resolved against the caller's
+/// working directory (the roles run elsewhere), or `sessions/<FR>.json` in the
 /// repository.
 fn session_path(given: Option<PathBuf>, repo: &Path, fr_id: &str) -> PathBuf {
     match given {
-        Some(p) => std::path::absolute(&p).unwrap_or(p),
+        Some(p) => p.canonicalize().unwrap_or(p),
         None => repo.join("sessions").join(format!("{fr_id}.json")),
     }
 }

@@ -353,9 +353,17 @@ impl Engine {
                 .await;
         };
         let work = self.dir.volume().join("work");
-        if !work.exists() {
+        // Missing after a stop (quarantined), empty when the launcher made it for its bind mount.
+        let empty = std::fs::read_dir(&work).map_or(true, |mut d| d.next().is_none());
+        if empty {
             let tip = self.head.clone().unwrap_or_else(|| self.base.clone());
             self.repo.materialise(&tip, &work)?;
+            if let Some(owner) = self.launcher.writer(RoleName::Codegen) {
+                chown_tree(&work, owner).map_err(|source| EngineError::HandOver {
+                    path: work.clone(),
+                    source,
+                })?;
+            }
         }
         let branch = self.branch();
         loop {
@@ -693,4 +701,15 @@ fn empty_results(commit: &str) -> TestResults {
         tests: vec![],
         changed_lines_coverage_pct: None,
     }
+}
+
+/// Gives `dir` and everything below it to `owner` (the role that edits it runs as that user).
+fn chown_tree(dir: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(owner.0), Some(owner.1))?;
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            chown_tree(&entry?.path(), owner)?;
+        }
+    }
+    Ok(())
 }

@@ -324,6 +324,9 @@ async fn call(state: &mut RoleState, task: Task, want: MessageKind) -> Result<Re
         };
         let Some(env) = next else {
             let status = state.process.child.try_wait().ok().flatten();
+            if status.is_some() {
+                state.process.record_jail_report();
+            }
             return Err(Fault::new(
                 StopCode::RoleCrashed,
                 format!(

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::jail::{PASS_FD_BASE, PLAN_FD, REPORT_FD};
+use super::jail::{KILL_ALL, PASS_FD_BASE, PLAN_FD, REPORT_FD};
 use super::sys;
 use crate::plan::Plan;
 use crate::report::LaunchReport;
@@ -139,6 +139,13 @@ impl Running {
         sys::kill(pid, super::jail::KILL_ALL)
     }
 
+    /// The helper's `Child` and the pipe its report arrives on, for a caller that supervises the
+    /// launch its own way (the run engine's role actors). Read the pipe to its end after the
+    /// helper exits: the report is written once every process of the launch is gone.
+    pub fn into_parts(self) -> (Child, std::fs::File) {
+        (self.child, self.report)
+    }
+
     /// Waits for the command and returns the report.
     pub fn wait(mut self) -> Result<LaunchReport, LaunchError> {
         let mut text = Vec::new();
@@ -190,10 +197,19 @@ pub fn spawn(
         .stdin(io.stdin)
         .stdout(io.stdout)
         .stderr(io.stderr);
+    let parent = sys::getpid();
     // SAFETY: the hook runs between fork and exec in a copy of a multi-threaded process; it calls
-    // only dup2, which is async-signal-safe, and allocates nothing (`raw` was built before).
+    // only prctl, getppid and dup2, which are async-signal-safe, and allocates nothing (`raw`
+    // and `parent` were built before).
     unsafe {
         cmd.pre_exec(move || {
+            // The sandbox dies with whoever launched it: a killed orchestrator leaves no role
+            // working. KILL_ALL (not SIGKILL) so the helper still tears down and cleans up.
+            sys::prctl(libc::PR_SET_PDEATHSIG, KILL_ALL as libc::c_ulong)?;
+            if libc::getppid() != parent {
+                // The launcher died before prctl: nothing will ever send the signal.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
             for (from, to) in &raw {
                 sys::dup2(*from, *to)?;
             }

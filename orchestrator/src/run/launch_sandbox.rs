@@ -1,0 +1,373 @@
+//! Roles inside the sandbox crate's jail: each under its own OS user (when `orchestrate setup`
+//! made it), in mount, pid, ipc, uts and network namespaces with a minimal root, behind Landlock,
+//! seccomp, rlimits and cgroup limits, with a scrubbed environment — the layers roles.yaml
+//! requires, fail closed. The role's view of the run's volume is bound at the same host paths the
+//! orchestrator names in its tasks, so a task means the same thing inside and out:
+//!
+//! | roles.yaml     | read                                  | write                       |
+//! |----------------|---------------------------------------|-----------------------------|
+//! | `{repo}`       | `volume/base`, `volume/candidates`    | `volume/work` (codegen)     |
+//! | `{scratch}`    | `volume/scratch/<role>`               | `volume/scratch/<role>`     |
+//! | `{toolchain}`  | RUSTUP_HOME, CARGO_HOME               | —                           |
+//!
+//! plus, read-only, the role's binary, its private key and (codegen) the recorded session.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use protocol::roles::{RoleName, RolesFile};
+use sandbox::exec::{lookup_user, RoleSpec as SandboxRole, SandboxSpec};
+use sandbox::linux::launch::{self as jail, Launcher, Stdio3};
+use sandbox::plan::{CgroupHost, HostPaths, Identity, Layer, Network, Plan, PolicyInput};
+use sandbox::probe::{Availability, HostProbe};
+use sandbox::volume::VolumeLayout;
+
+use super::launch::{Containment, LaunchError, RoleLauncher, RoleProcess, RoleSpec, FRAME_FD};
+use crate::containment::{role_spec, toolchain_dirs};
+
+/// Launches roles through the jail helper (`orchestrate sandbox __jail`).
+#[derive(Debug)]
+pub struct SandboxLauncher {
+    roles: BTreeMap<RoleName, SandboxRole>,
+    sandbox: SandboxSpec,
+    volume: PathBuf,
+    toolchain: Vec<PathBuf>,
+    jail: Launcher,
+    cgroup: CgroupHost,
+    /// Layers applied to every role.
+    live: BTreeSet<Layer>,
+    /// Required layers that are not live, with the reason.
+    missing: BTreeMap<Layer, String>,
+    identities: BTreeMap<RoleName, Identity>,
+    allow_weaker: bool,
+    unprivileged: bool,
+}
+
+/// Why the roles cannot run contained.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// Required layers cannot be applied here.
+    #[error("required layers not live: {}", list(.0))]
+    Layers(BTreeMap<Layer, String>),
+    /// The jail helper cannot be found.
+    #[error("the jail helper: {0}")]
+    Helper(#[from] sandbox::linux::launch::LaunchError),
+}
+
+fn list(m: &BTreeMap<Layer, String>) -> String {
+    m.iter()
+        .map(|(l, why)| format!("{} ({why})", l.name()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl SandboxLauncher {
+    /// Probes this host for every layer and looks up each role's OS user. A required layer that
+    /// is not available refuses the run unless `allow_weaker`, which runs with what is live.
+    pub fn new(
+        roles: &RolesFile,
+        volume: PathBuf,
+        allow_weaker: bool,
+    ) -> Result<Self, Unavailable> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let probe = sandbox::probe::probe(&mounts);
+        let mut specs = BTreeMap::new();
+        let mut sandbox = None;
+        for role in RoleName::ALL {
+            if let Some((spec, sb)) = role_spec(roles, role) {
+                specs.insert(role, spec);
+                sandbox = Some(sb);
+            }
+        }
+        let sandbox = sandbox.unwrap_or_else(|| SandboxSpec {
+            require: BTreeSet::new(),
+            system_read: Vec::new(),
+            env_allow: Vec::new(),
+        });
+        let (identities, unavailable) = host_layers(&probe, &specs, &volume);
+        let live: BTreeSet<Layer> = Layer::ALL
+            .into_iter()
+            .filter(|l| !unavailable.contains_key(l))
+            .collect();
+        let missing: BTreeMap<Layer, String> = unavailable
+            .into_iter()
+            .filter(|(l, _)| sandbox.require.contains(l))
+            .collect();
+        if !missing.is_empty() && !allow_weaker {
+            return Err(Unavailable::Layers(missing));
+        }
+        Ok(Self {
+            roles: specs,
+            sandbox,
+            volume,
+            toolchain: toolchain_dirs(),
+            jail: Launcher::this_exe(&["sandbox", "__jail"])?,
+            cgroup: probe.cgroup.clone(),
+            live,
+            missing,
+            identities,
+            allow_weaker,
+            unprivileged: !probe.root,
+        })
+    }
+
+    fn identity(&self, role: RoleName) -> Option<Identity> {
+        self.live
+            .contains(&Layer::Identity)
+            .then(|| self.identities.get(&role).copied())
+            .flatten()
+    }
+
+    /// The role's placeholders resolved to host paths of this run (see the module table).
+    fn resolve(&self, role: RoleName, value: &str) -> Vec<PathBuf> {
+        let v = &self.volume;
+        match value {
+            "{repo}" => vec![v.join("base"), v.join("candidates")],
+            "{scratch}" => vec![v.join("scratch").join(role.as_str())],
+            "{toolchain}" => self.toolchain.clone(),
+            "{volume}" => vec![v.clone()],
+            other if other.starts_with('/') && !other.contains('{') => vec![PathBuf::from(other)],
+            // roles.yaml's validation already refused anything else.
+            _ => Vec::new(),
+        }
+    }
+
+    fn plan(&self, spec: &RoleSpec, policy: &SandboxRole) -> Result<Plan, LaunchError> {
+        let role = spec.role;
+        let identity = self.identity(role);
+        let layout = VolumeLayout::new(&self.volume);
+        let err = |path: &Path, source: std::io::Error| LaunchError::Scratch {
+            path: path.to_path_buf(),
+            source,
+        };
+        mkdir(&layout.jail_root(), None).map_err(|e| err(&layout.jail_root(), e))?;
+        layout
+            .create_role(role.as_str(), identity)
+            .map_err(|e| err(&layout.scratch(role.as_str()), std::io::Error::other(e)))?;
+        let mut write = Vec::new();
+        for w in &policy.write {
+            if w == "{repo}" {
+                // Codegen edits the work tree; the engine materialises it and hands it over.
+                let work = self.volume.join("work");
+                mkdir(&work, identity).map_err(|e| err(&work, e))?;
+                write.push(work);
+            } else {
+                write.extend(self.resolve(role, w));
+            }
+        }
+        let mut read: Vec<PathBuf> = Vec::new();
+        for r in &policy.read {
+            for p in self.resolve(role, r) {
+                if r == "{repo}" {
+                    mkdir(&p, None).map_err(|e| err(&p, e))?;
+                }
+                if !write.contains(&p) && !read.contains(&p) {
+                    read.push(p);
+                }
+            }
+        }
+        for p in &spec.read {
+            if p.exists() && !read.contains(p) {
+                read.push(p.clone());
+            }
+        }
+        if let Some(id) = identity {
+            // The role's private key: readable by the role's user alone.
+            chown(&spec.key, id).map_err(|e| err(&spec.key, e))?;
+            std::fs::set_permissions(&spec.key, std::fs::Permissions::from_mode(0o400))
+                .map_err(|e| err(&spec.key, e))?;
+        }
+        let mut limits = policy.limits;
+        limits.wall_seconds = limits.wall_seconds.max(spec.lifetime_s);
+        let mut env = spec.env.clone();
+        env.push(("ORCHESTRATE_FRAME_FD".into(), FRAME_FD.to_string()));
+        env.push(("ORCHESTRATE_KEY".into(), spec.key.display().to_string()));
+        let input = PolicyInput {
+            role: role.as_str().to_owned(),
+            identity,
+            read,
+            write,
+            system_read: self.sandbox.system_read.clone(),
+            // The gateway is not wired into runs yet: no route at all, which is stricter.
+            network: Network::None,
+            limits,
+            env,
+            require: self.sandbox.require.clone(),
+            enabled: self.live.clone(),
+            allow_weaker: self.allow_weaker,
+            repo: None,
+            home: layout.home(role.as_str()),
+            tmp: layout.tmp(role.as_str()),
+            cwd: layout.home(role.as_str()),
+            argv: vec![
+                spec.agent_bin.display().to_string(),
+                role.as_str().to_owned(),
+                "--run".to_owned(),
+                spec.run_id.clone(),
+            ],
+            path_prepend: self.toolchain.iter().map(|t| t.join("bin")).collect(),
+            pass_fds: vec![FRAME_FD],
+        };
+        let host = HostPaths {
+            jail_root: layout.jail_root(),
+            cgroup: self.cgroup.clone(),
+            launch_id: format!("{}-{role}-{}", spec.run_id, unique()),
+            unprivileged: self.unprivileged,
+        };
+        Plan::build(&input, &host).map_err(|e| LaunchError::Spawn {
+            role,
+            bin: spec.agent_bin.clone(),
+            source: std::io::Error::other(e),
+        })
+    }
+}
+
+impl RoleLauncher for SandboxLauncher {
+    fn launch(&self, spec: RoleSpec) -> Result<RoleProcess, LaunchError> {
+        let Some(policy) = self.roles.get(&spec.role) else {
+            return Err(LaunchError::Spawn {
+                role: spec.role,
+                bin: spec.agent_bin.clone(),
+                source: std::io::Error::other("no policy for this role in roles.yaml"),
+            });
+        };
+        let plan = self.plan(&spec, policy)?;
+        if let Some(dir) = spec.log.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log {
+                path: spec.log.clone(),
+                source,
+            })?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .map_err(|source| LaunchError::Log {
+                path: spec.log.clone(),
+                source,
+            })?;
+        let io = Stdio3 {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::from(log),
+        };
+        let running = jail::spawn(&self.jail, &plan, io, &[spec.socket.as_fd()]).map_err(|e| {
+            LaunchError::Spawn {
+                role: spec.role,
+                bin: self.jail.program.clone(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        drop(spec.socket);
+        let (child, report) = running.into_parts();
+        Ok(RoleProcess {
+            child,
+            jail_report: Some(report),
+            log: spec.log,
+        })
+    }
+
+    fn containment(&self) -> Containment {
+        Containment {
+            mode: if self.missing.is_empty() {
+                "sandbox".into()
+            } else {
+                "weaker".into()
+            },
+            layers_live: self.live.iter().map(|l| l.name().to_owned()).collect(),
+            layers_missing: self
+                .missing
+                .iter()
+                .map(|(l, why)| format!("{} ({why})", l.name()))
+                .collect(),
+        }
+    }
+
+    fn writer(&self, role: RoleName) -> Option<(u32, u32)> {
+        self.identity(role).map(|i| (i.uid, i.gid))
+    }
+}
+
+/// Which layers cannot be applied to every role here, and why; and each role's OS user.
+fn host_layers(
+    probe: &HostProbe,
+    specs: &BTreeMap<RoleName, SandboxRole>,
+    volume: &Path,
+) -> (BTreeMap<RoleName, Identity>, BTreeMap<Layer, String>) {
+    let mut unavailable = BTreeMap::new();
+    for p in &probe.layers {
+        if let Availability::Unavailable { reason } = &p.availability {
+            unavailable.insert(p.layer, reason.clone());
+        }
+    }
+    if volume.starts_with("/tmp") {
+        // A role's private /tmp would hide its own volume.
+        unavailable.entry(Layer::Mount).or_insert_with(|| {
+            format!(
+                "the run's volume {} is under /tmp, which a role's private /tmp hides; use a state directory elsewhere",
+                volume.display()
+            )
+        });
+    }
+    if unavailable.contains_key(&Layer::Mount) {
+        // Without the mount layer a role reaches its files through the host's own directories,
+        // so a role user must be able to search every parent of the volume.
+        if let Some(dir) = volume
+            .ancestors()
+            .skip(1)
+            .find(|d| !searchable_by_others(d))
+        {
+            unavailable.entry(Layer::Identity).or_insert_with(|| {
+                format!(
+                    "{} is not searchable by other users, and without the mount layer the role users reach the run's files through it",
+                    dir.display()
+                )
+            });
+        }
+    }
+    let mut identities = BTreeMap::new();
+    let mut no_user = Vec::new();
+    for (role, spec) in specs {
+        match lookup_user(&spec.user) {
+            Some(id) => {
+                identities.insert(*role, id);
+            }
+            None => no_user.push(spec.user.clone()),
+        }
+    }
+    if !no_user.is_empty() {
+        unavailable.entry(Layer::Identity).or_insert_with(|| {
+            format!(
+                "OS users {} do not exist (run `orchestrate setup`)",
+                no_user.join(", ")
+            )
+        });
+    }
+    (identities, unavailable)
+}
+
+fn searchable_by_others(dir: &Path) -> bool {
+    // A parent that does not exist yet is created by the run (0755).
+    std::fs::metadata(dir).map_or(true, |m| m.permissions().mode() & 0o001 != 0)
+}
+
+fn mkdir(path: &Path, owner: Option<Identity>) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    if let Some(id) = owner {
+        chown(path, id)?;
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, id: Identity) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(id.uid), Some(id.gid))
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
