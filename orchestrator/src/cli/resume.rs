@@ -22,6 +22,10 @@ pub struct ResumeArgs {
     /// Run without the required containment (recorded).
     #[arg(long)]
     pub allow_weaker: bool,
+    /// Switch a containment layer off for this run (repeatable; e.g. for a containment test's
+    /// twin). A required layer needs --allow-weaker too; the manifest records it as missing.
+    #[arg(long, value_name = "LAYER")]
+    pub layer_off: Vec<String>,
     /// The recorded agent session (default: sessions/<FR>.json in the repository).
     #[arg(long, value_name = "FILE")]
     pub session: Option<PathBuf>,
@@ -38,6 +42,7 @@ pub fn run(ctx: &Context, out: &Output, args: &ResumeArgs) -> Result<ExitCode, S
         run_id: args.run.clone(),
         reauthorize: args.reauthorize,
         allow_weaker: args.allow_weaker,
+        layers_off: args.layer_off.clone(),
         session: args.session.clone(),
         report: reporter(args.json),
     })?;

@@ -24,6 +24,10 @@ pub struct StartArgs {
     /// processes. Recorded in the manifest and the receipt as the weaker mode.
     #[arg(long)]
     pub allow_weaker: bool,
+    /// Switch a containment layer off for this run (repeatable; e.g. for a containment test's
+    /// twin). A required layer needs --allow-weaker too; the manifest records it as missing.
+    #[arg(long, value_name = "LAYER")]
+    pub layer_off: Vec<String>,
     /// The recorded agent session the replay driver applies (default: sessions/<FR>.json in the
     /// repository).
     #[arg(long, value_name = "FILE")]
@@ -135,6 +139,7 @@ pub fn run(ctx: &Context, out: &Output, args: &StartArgs) -> Result<ExitCode, St
         state_dir: state.clone(),
         fr_id: args.fr.clone(),
         allow_weaker: args.allow_weaker,
+        layers_off: args.layer_off.clone(),
         session: args.session.clone(),
         report: reporter(args.json),
     })?;

@@ -66,11 +66,13 @@ fn list(m: &BTreeMap<Layer, String>) -> String {
 
 impl SandboxLauncher {
     /// Probes this host for every layer and looks up each role's OS user. A required layer that
-    /// is not available refuses the run unless `allow_weaker`, which runs with what is live.
+    /// is not available (or is in `off`, switched off by the caller) refuses the run unless
+    /// `allow_weaker`, which runs with what is live.
     pub fn new(
         roles: &RolesFile,
         volume: PathBuf,
         allow_weaker: bool,
+        off: &BTreeSet<Layer>,
     ) -> Result<Self, Unavailable> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         let probe = sandbox::probe::probe(&mounts);
@@ -87,7 +89,10 @@ impl SandboxLauncher {
             system_read: Vec::new(),
             env_allow: Vec::new(),
         });
-        let (identities, unavailable) = host_layers(&probe, &specs, &volume);
+        let (identities, mut unavailable) = host_layers(&probe, &specs, &volume);
+        for layer in off {
+            unavailable.insert(*layer, "switched off (--layer-off)".to_owned());
+        }
         let live: BTreeSet<Layer> = Layer::ALL
             .into_iter()
             .filter(|l| !unavailable.contains_key(l))

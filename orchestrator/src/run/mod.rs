@@ -156,6 +156,9 @@ pub struct StartRequest {
     pub fr_id: String,
     /// Run without the required containment (recorded).
     pub allow_weaker: bool,
+    /// Layers switched off on purpose (`--layer-off`, tests and debugging; needs `allow_weaker`
+    /// when the layer is required). Recorded in the manifest like any missing layer.
+    pub layers_off: Vec<String>,
     /// The recorded session (default `<repo>/sessions/<FR>.json`).
     pub session: Option<PathBuf>,
     /// Terminal progress.
@@ -208,6 +211,7 @@ fn choose_launcher(
     policy: &Policy,
     volume: PathBuf,
     allow_weaker: bool,
+    layers_off: &[String],
 ) -> Result<Box<dyn RoleLauncher>, String> {
     let required: Vec<String> = policy
         .roles
@@ -217,13 +221,22 @@ fn choose_launcher(
         .map(|l| l.as_str().to_owned())
         .collect();
     #[cfg(target_os = "linux")]
-    let reason = match launch_sandbox::SandboxLauncher::new(&policy.roles, volume, allow_weaker) {
-        Ok(l) => return Ok(Box::new(l)),
-        Err(e) => e.to_string(),
+    let reason = {
+        let mut off = std::collections::BTreeSet::new();
+        for name in layers_off {
+            off.insert(
+                sandbox::plan::Layer::parse(name)
+                    .ok_or_else(|| format!("--layer-off {name}: no such layer"))?,
+            );
+        }
+        match launch_sandbox::SandboxLauncher::new(&policy.roles, volume, allow_weaker, &off) {
+            Ok(l) => return Ok(Box::new(l)),
+            Err(e) => e.to_string(),
+        }
     };
     #[cfg(not(target_os = "linux"))]
     let reason = {
-        let _ = volume;
+        let _ = (volume, layers_off);
         format!(
             "roles are contained on Linux only; required layers not live: {}",
             required.join(", ")
@@ -327,7 +340,7 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
             return Err(e.into());
         }
     };
-    let launcher = match choose_launcher(&policy, dir.volume(), req.allow_weaker) {
+    let launcher = match choose_launcher(&policy, dir.volume(), req.allow_weaker, &req.layers_off) {
         Ok(l) => l,
         Err(reason) => {
             store.append(&Event::for_run(
@@ -465,6 +478,9 @@ pub struct ResumeRequest {
     pub reauthorize: bool,
     /// Run without the required containment (recorded).
     pub allow_weaker: bool,
+    /// Layers switched off on purpose (`--layer-off`, tests and debugging; needs `allow_weaker`
+    /// when the layer is required). Recorded in the manifest like any missing layer.
+    pub layers_off: Vec<String>,
     /// The recorded session (default `<repo>/sessions/<FR>.json`).
     pub session: Option<PathBuf>,
     /// Terminal progress.
@@ -498,7 +514,7 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
     })?;
     let policy = preflight::load(repo.root(), &record.fr_id)?;
     let dir = RunDir::new(&req.state_dir, &req.run_id);
-    let launcher = choose_launcher(&policy, dir.volume(), req.allow_weaker)
+    let launcher = choose_launcher(&policy, dir.volume(), req.allow_weaker, &req.layers_off)
         .map_err(|reason| RunError::NoContainment { reason })?;
     let _ = std::fs::remove_file(dir.stop_request());
     layout::write(&dir.pid_file(), std::process::id().to_string().as_bytes())?;
