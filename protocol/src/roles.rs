@@ -36,6 +36,9 @@ pub struct RolesFile {
     pub protected_paths: Vec<String>,
     /// OS users allowed to promote staging to main.
     pub approvers: Vec<String>,
+    /// The model gateway cost-control runs for each run; absent: no role can reach a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySettings>,
 }
 
 /// The `roles:` map as editors should see it: the six role names as properties, all required,
@@ -145,6 +148,9 @@ pub struct RolePolicy {
     pub limits: Limits,
     /// What drives the role.
     pub driver: Driver,
+    /// The coding-agent CLI the `command` driver runs (codegen only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSettings>,
 }
 
 impl RolePolicy {
@@ -373,6 +379,80 @@ pub struct Budgets {
     pub escalate_pct: u8,
     /// Stop at this percentage.
     pub stop_pct: u8,
+}
+
+/// The model gateway (roles.yaml `gateway:`): where cost-control sends model requests, the file
+/// holding the upstream key, and what each model costs. Budgets come from `budgets:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The upstream provider.
+    pub upstream: UpstreamSettings,
+    /// Price table by exact model name; a model missing here is refused (it cannot be estimated).
+    pub prices: BTreeMap<String, ModelPrice>,
+    /// Output cap injected into requests that carry none, so the estimate bounds the real cost.
+    #[serde(default = "default_max_output_tokens")]
+    pub default_max_output_tokens: u64,
+    /// Loopback TCP port of the relay inside a model-calling role's network namespace (the only
+    /// TCP port its Landlock rules allow).
+    #[serde(default = "default_relay_port")]
+    pub relay_port: u16,
+}
+
+fn default_max_output_tokens() -> u64 {
+    4096
+}
+
+fn default_relay_port() -> u16 {
+    18080
+}
+
+/// Where model requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// `http://host:port[/prefix]` (for https, a TLS-terminating forwarder on the host's loopback).
+    pub base_url: String,
+    /// File holding the upstream API key; the run makes it readable by cost-control's user only.
+    pub api_key_file: String,
+}
+
+/// Price of one model, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Input (prompt) tokens.
+    pub input_usd_per_mtok: f64,
+    /// Output (completion) tokens.
+    pub output_usd_per_mtok: f64,
+}
+
+/// The coding-agent CLI the `command` driver runs inside the codegen sandbox. In every string,
+/// `{task}` is the FR text, `{base_url}` the relay's base URL (`http://127.0.0.1:<port>/v1`),
+/// `{home}` the role's throwaway HOME and `{worktree}` the tree it edits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSettings {
+    /// argv (never a shell); `argv[0]` is looked up on the role's PATH.
+    pub argv: Vec<String>,
+    /// Extra environment of the CLI.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The variable that carries the run's gateway token (the CLI's "API key").
+    pub token_env: String,
+    /// Files written (below `{home}`) before the CLI starts, e.g. its config.
+    #[serde(default)]
+    pub files: Vec<CommandFile>,
+}
+
+/// A file the `command` driver writes before starting the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    /// Path, starting with `{home}/`.
+    pub path: String,
+    /// Content (placeholders replaced).
+    pub content: String,
 }
 
 impl RolesFile {

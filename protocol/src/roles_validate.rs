@@ -96,6 +96,14 @@ pub enum RolesError {
     /// Codegen configured as deterministic, which has no implementation.
     #[error("roles.codegen.driver: codegen has no deterministic implementation: use replay, command or llm")]
     CodegenDeterministic,
+    /// The `command` driver without a `command:` block, or a `command:` block that cannot run.
+    #[error("roles.{role}.command: {problem}")]
+    CommandDriver {
+        /// The role.
+        role: RoleName,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// A limit is zero.
     #[error("{field}: must be greater than 0")]
     ZeroLimit {
@@ -194,6 +202,7 @@ impl RolesError {
             | RolesError::BadGlob { field, .. } => field.clone(),
             RolesError::ModelDriverNotAllowed { role, .. } => format!("roles.{role}.driver"),
             RolesError::CodegenDeterministic => "roles.codegen.driver".into(),
+            RolesError::CommandDriver { role, .. } => format!("roles.{role}.command"),
             RolesError::BadBudget { field, .. } => format!("budgets.{field}"),
             RolesError::BudgetOrder { .. } | RolesError::Thresholds { .. } => "budgets".into(),
             RolesError::RolesYamlUnprotected => "protected_paths".into(),
@@ -219,6 +228,28 @@ impl MessageKind {
             MessageKind::Task | MessageKind::ToolResult | MessageKind::Shutdown => &[],
         }
     }
+}
+
+/// The `command` driver needs a `command:` block with an argv and a token variable; the block
+/// means nothing under another driver.
+fn check_command(role: RoleName, policy: &crate::roles::RolePolicy) -> Result<(), RolesError> {
+    let problem = match (&policy.command, policy.driver) {
+        (None, Driver::Command) => "the command driver needs a `command:` block (argv, token_env)",
+        (Some(_), d) if d != Driver::Command => "only the command driver reads a `command:` block",
+        (Some(c), _) if c.argv.is_empty() => "argv is empty",
+        (Some(c), _) if c.token_env.is_empty() || c.token_env.contains(['=', '\0']) => {
+            "token_env is not a variable name"
+        }
+        (Some(c), _)
+            if c.files
+                .iter()
+                .any(|f| !f.path.starts_with("{home}/") || f.path.contains("..")) =>
+        {
+            "files[].path must start with `{home}/` and have no `..`"
+        }
+        _ => return Ok(()),
+    };
+    Err(RolesError::CommandDriver { role, problem })
 }
 
 impl RolesFile {
@@ -305,6 +336,7 @@ impl RolesFile {
                     })
                 }
             }
+            check_command(*role, policy)?;
         }
         check_user(&mut users, "gate.user".into(), &self.gate.user)?;
         check_user(
