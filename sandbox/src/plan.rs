@@ -218,12 +218,15 @@ pub struct NewRoot {
     pub ops: Vec<MountOp>,
 }
 
-/// Landlock: everything not listed is denied; TCP bind/connect denied when `deny_tcp`.
+/// Landlock: everything not listed is denied; TCP bind/connect denied when `deny_tcp`, except on
+/// `tcp_ports` (the gateway relay's loopback port of a model-calling role).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandlockRules {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub deny_tcp: bool,
+    #[serde(default)]
+    pub tcp_ports: Vec<u16>,
 }
 
 /// The seccomp rule map.
@@ -610,6 +613,7 @@ fn landlock_rules(input: &PolicyInput, mount: bool) -> LandlockRules {
         read_only,
         read_write,
         deny_tcp: true,
+        tcp_ports: Vec::new(),
     }
 }
 

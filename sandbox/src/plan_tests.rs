@@ -208,6 +208,7 @@ fn every_layer_on_gives_the_full_plan() {
                 p("/dev/shm"),
             ],
             deny_tcp: true,
+            tcp_ports: vec![],
         })
     );
     assert_eq!(

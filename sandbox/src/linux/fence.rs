@@ -2,8 +2,8 @@
 //! before identity is dropped, so a mistake in the mount layer is still caught here.
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 use crate::plan::LandlockRules;
@@ -37,11 +37,19 @@ pub fn apply(rules: &LandlockRules) -> Result<(), FenceError> {
     }
     // Scopes: no abstract unix sockets and no signals to processes outside the sandbox.
     ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
-    let status = ruleset
+    let mut created = ruleset
         .create()?
         .add_rules(path_beneath_rules(existing(&rules.read_only), read))?
-        .add_rules(path_beneath_rules(existing(&rules.read_write), all))?
-        .restrict_self()?;
+        .add_rules(path_beneath_rules(existing(&rules.read_write), all))?;
+    if rules.deny_tcp {
+        for port in &rules.tcp_ports {
+            created = created.add_rule(NetPort::new(
+                *port,
+                AccessNet::BindTcp | AccessNet::ConnectTcp,
+            ))?;
+        }
+    }
+    let status = created.restrict_self()?;
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(()),
         RulesetStatus::PartiallyEnforced => Err(FenceError::Partial(TARGET as i32)),
