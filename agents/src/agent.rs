@@ -110,19 +110,30 @@ fn handle(
                 .clone()
                 .or_else(|| task.base_commit.clone())
                 .unwrap_or_default();
-            let results = test_runner::run_all(
+            let (results, evidence) = test_runner::run_all(
                 &task.test_commands,
                 &i.tree,
                 &i.scratch,
                 task.iteration,
                 &commit,
+                i.coverage.as_ref(),
             );
-            let art = t.sign(
-                "test_results",
-                commit_subject(task),
-                &plan_hash(task),
-                &results,
-            )?;
+            // The evidence files are bound to the signed result by their hashes.
+            let mut subjects = commit_subject(task);
+            subjects.push(Subject::file(test_runner::JUNIT_FILE, &evidence.junit));
+            if let Some(lcov) = &evidence.lcov {
+                subjects.push(Subject::file(test_runner::LCOV_FILE, lcov));
+            }
+            if let Some(e) = &evidence.coverage_error {
+                t.send(
+                    Message::Log(Log {
+                        level: LogLevel::Warn,
+                        message: format!("coverage not measured: {e}"),
+                    }),
+                    None,
+                )?;
+            }
+            let art = t.sign("test_results", subjects, &plan_hash(task), &results)?;
             t.send(Message::TestResults(results), Some(art))?;
         }
         RoleName::ProgressEvaluator => {

@@ -60,6 +60,22 @@ impl CoverageCommand {
         }
     }
 
+    /// `cargo test ARGS` turned into `cargo llvm-cov --lcov --output-path LCOV ARGS` (the
+    /// test-runner's approved command measured instead of run plainly; cargo-llvm-cov takes
+    /// `cargo test`'s arguments), offline, with the build in `target_dir`.
+    pub fn for_cargo_test(
+        project: &Path,
+        target_dir: &Path,
+        lcov_path: &Path,
+        test_args: &[&str],
+        timeout: Duration,
+    ) -> Self {
+        let mut c = Self::cargo_llvm_cov(project, target_dir, lcov_path, false, timeout);
+        c.args.extend(test_args.iter().map(OsString::from));
+        c.env.push(("CARGO_NET_OFFLINE".into(), "true".into()));
+        c
+    }
+
     /// The command line as one string, for logs and the artifact.
     pub fn display(&self) -> String {
         std::iter::once(&self.program)

@@ -21,7 +21,7 @@ mod tree;
 
 pub use finding::{evidence_hash, normalize, Finding, ParseSeverityError, Severity};
 pub use rules::{Category, Rule};
-pub use tree::scan_tree;
+pub use tree::{diff_trees, scan_tree};
 
 use diff::FileDiff;
 use engine::{Doc, Engine, Mode};

@@ -54,6 +54,20 @@ pub struct TestRunnerInput {
     pub tree: PathBuf,
     /// Scratch directory (CARGO_TARGET_DIR lives below it).
     pub scratch: PathBuf,
+    /// Coverage to measure, when the plan sets a threshold (absent on the baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageTask>,
+}
+
+/// What the test-runner needs to measure coverage of a change: the first `cargo test` command
+/// runs through `cargo llvm-cov`, and the change is the difference from `base_tree` to the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageTask {
+    /// The base commit's tree (read-only).
+    pub base_tree: PathBuf,
+    /// The coverage run is killed after this many seconds.
+    pub timeout_s: u64,
 }
 
 /// Progress-evaluator: the previous and the current results and the acceptance tests.

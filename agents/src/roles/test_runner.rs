@@ -1,41 +1,149 @@
 //! The test-runner: runs the approved test commands (argv split on whitespace, never a shell) in
 //! the candidate tree, with builds in its scratch directory, and reads libtest's output.
+//!
+//! When the plan sets a coverage threshold the first `cargo test` command runs through
+//! `cargo llvm-cov` instead (same tests, instrumented; target dir and `.profraw` profiles in
+//! scratch), and the change from the base tree to the candidate is measured against the lcov it
+//! writes. The JUnit XML and the lcov tracefile are left in `<scratch>/evidence/`; their SHA-256
+//! are subjects of the signed result, so the orchestrator and the gate can tell a swapped file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protocol::canonical::sha256;
 use protocol::frame::{CommandRun, TestOutcome, TestResults, TestStatus};
 
-use super::libtest;
+use super::input::CoverageTask;
+use super::libtest::{self, Build, Parsed};
+use crate::coverage::{self, junit, ChangedCoverage, CoverageCommand, CoverageError};
+use crate::review::diff_trees;
 
-/// Runs each command in `tree` and collects the results of iteration `iteration` on `commit`.
+/// Name of the JUnit file in the evidence directory and in the signed artifact's subjects.
+pub const JUNIT_FILE: &str = "junit.xml";
+/// Name of the lcov tracefile in the evidence directory and in the signed artifact's subjects.
+pub const LCOV_FILE: &str = "lcov.info";
+
+/// Where the test-runner leaves its evidence files: `<scratch>/evidence`.
+pub fn evidence_dir(scratch: &Path) -> PathBuf {
+    scratch.join("evidence")
+}
+
+/// The files and figures a test run hands over besides [`TestResults`].
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// JUnit XML of every `cargo test` command's results.
+    pub junit: Vec<u8>,
+    /// The lcov tracefile as the coverage run wrote it, when coverage was measured.
+    pub lcov: Option<Vec<u8>>,
+    /// Changed-line and per-file coverage, when measured.
+    pub coverage: Option<ChangedCoverage>,
+    /// Why coverage was asked for and not measured.
+    pub coverage_error: Option<String>,
+}
+
+/// Runs each command in `tree` and collects the results of iteration `iteration` on `commit`;
+/// with `coverage`, measures the change's coverage through the first `cargo test` command.
 pub fn run_all(
     commands: &[String],
     tree: &Path,
     scratch: &Path,
     iteration: u32,
     commit: &str,
-) -> TestResults {
+    coverage: Option<&CoverageTask>,
+) -> (TestResults, Evidence) {
     let mut runs = Vec::new();
     let mut tests = Vec::new();
-    for command in commands {
-        let (run, outcomes) = run_one(command, tree, scratch);
-        runs.push(run);
-        tests.extend(outcomes);
+    let mut parsed_all: Option<Parsed> = None;
+    let mut evidence = Evidence::default();
+    let mut pending = coverage;
+    let dir = evidence_dir(scratch);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("test-runner: cannot create {}: {e}", dir.display());
     }
-    TestResults {
+    for command in commands {
+        let argv: Vec<&str> = command.split_whitespace().collect();
+        let is_cargo_test = argv.first() == Some(&"cargo") && argv.get(1) == Some(&"test");
+        let out = match pending.filter(|_| is_cargo_test) {
+            Some(task) => {
+                pending = None;
+                let (out, measured) = run_measured(command, &argv, tree, scratch, task);
+                match measured {
+                    Ok((bytes, cov)) => {
+                        evidence.lcov = Some(bytes);
+                        evidence.coverage = Some(cov);
+                    }
+                    Err(e) => evidence.coverage_error = Some(e),
+                }
+                out
+            }
+            None => run_plain(command, &argv, tree, scratch),
+        };
+        report(command, &out);
+        if is_cargo_test {
+            let parsed = libtest::parse(&out.stdout, &out.stderr);
+            tests.extend(parsed.cases().map(|c| TestOutcome {
+                name: c.name.clone(),
+                command: command.to_owned(),
+                status: match c.status {
+                    libtest::TestStatus::Passed => TestStatus::Passed,
+                    libtest::TestStatus::Failed => TestStatus::Failed,
+                    libtest::TestStatus::Ignored => TestStatus::Ignored,
+                },
+            }));
+            parsed_all = Some(match parsed_all {
+                None => parsed,
+                Some(acc) => merge(acc, parsed),
+            });
+        }
+        runs.push(CommandRun {
+            command: out.ran.clone(),
+            exit_code: out.exit_code,
+            duration_ms: out.duration_ms,
+            output_sha256: sha256(format!("{}{}", out.stdout, out.stderr).as_bytes()).to_hex(),
+        });
+    }
+    if pending.is_some() {
+        evidence.coverage_error = Some("no `cargo test` command to measure coverage with".into());
+    }
+    if let Some(e) = &evidence.coverage_error {
+        eprintln!("test-runner: coverage not measured: {e}");
+    }
+    let parsed = parsed_all.unwrap_or(Parsed {
+        build: Build::Ok,
+        suites: Vec::new(),
+        anomalies: Vec::new(),
+    });
+    evidence.junit = junit::write(&parsed, &format!("iteration-{iteration}")).into_bytes();
+    let junit_path = dir.join(JUNIT_FILE);
+    if let Err(e) = std::fs::write(&junit_path, &evidence.junit) {
+        eprintln!("test-runner: cannot write {}: {e}", junit_path.display());
+    }
+    let results = TestResults {
         iteration,
         commit: commit.to_owned(),
         commands: runs,
         tests,
-        changed_lines_coverage_pct: None,
-    }
+        changed_lines_coverage_pct: evidence.coverage.as_ref().and_then(ChangedCoverage::pct),
+    };
+    (results, evidence)
 }
 
-fn run_one(command: &str, tree: &Path, scratch: &Path) -> (CommandRun, Vec<TestOutcome>) {
-    let argv: Vec<&str> = command.split_whitespace().collect();
+/// One command's process output.
+struct Output {
+    /// The command line that actually ran.
+    ran: String,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+    stdout: String,
+    stderr: String,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn run_plain(command: &str, argv: &[&str], tree: &Path, scratch: &Path) -> Output {
     let started = Instant::now();
     let output = argv.split_first().map(|(program, args)| {
         Command::new(program)
@@ -46,7 +154,7 @@ fn run_one(command: &str, tree: &Path, scratch: &Path) -> (CommandRun, Vec<TestO
             .env("CARGO_NET_OFFLINE", "true")
             .output()
     });
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let duration_ms = millis(started.elapsed());
     let (exit_code, stdout, stderr) = match output {
         Some(Ok(o)) => (o.status.code(), o.stdout, o.stderr),
         Some(Err(e)) => (
@@ -56,37 +164,126 @@ fn run_one(command: &str, tree: &Path, scratch: &Path) -> (CommandRun, Vec<TestO
         ),
         None => (Some(127), Vec::new(), b"empty command".to_vec()),
     };
-    let mut evidence = stdout.clone();
-    evidence.extend_from_slice(&stderr);
-    let stdout = String::from_utf8_lossy(&stdout);
-    let stderr = String::from_utf8_lossy(&stderr);
-    eprintln!("test-runner: `{command}` exited {exit_code:?} in {duration_ms} ms");
-    if exit_code != Some(0) {
-        for line in stderr.lines().filter(|l| l.starts_with("error")).take(20) {
+    Output {
+        ran: command.to_owned(),
+        exit_code,
+        duration_ms,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs `cargo test ARGS` as `cargo llvm-cov ... ARGS` and measures the change base → tree.
+fn run_measured(
+    command: &str,
+    argv: &[&str],
+    tree: &Path,
+    scratch: &Path,
+    task: &CoverageTask,
+) -> (Output, Result<(Vec<u8>, ChangedCoverage), String>) {
+    let lcov_path = evidence_dir(scratch).join(LCOV_FILE);
+    // A tracefile from an earlier iteration must not pass for this one's.
+    let _ = std::fs::remove_file(&lcov_path);
+    let cmd = CoverageCommand::for_cargo_test(
+        tree,
+        &scratch.join("target"),
+        &lcov_path,
+        argv.get(2..).unwrap_or_default(),
+        Duration::from_secs(task.timeout_s),
+    );
+    let ran = cmd.display();
+    eprintln!("test-runner: `{command}` measured as `{ran}`");
+    let started = Instant::now();
+    let result = cmd.run();
+    let duration_ms = millis(started.elapsed());
+    let (out, run) = match result {
+        Ok(run) => (
+            Output {
+                ran,
+                exit_code: run.exit_code,
+                duration_ms,
+                stdout: run.stdout.clone(),
+                stderr: run.stderr.clone(),
+            },
+            run,
+        ),
+        Err(CoverageError::Failed {
+            exit_code,
+            stdout,
+            stderr,
+            ..
+        }) => {
+            let out = Output {
+                ran,
+                exit_code,
+                duration_ms,
+                stdout,
+                stderr,
+            };
+            let why = format!("the coverage run exited with {exit_code:?} and wrote no lcov");
+            return (out, Err(why));
+        }
+        Err(e) => {
+            let out = Output {
+                ran,
+                exit_code: match e {
+                    CoverageError::Timeout { .. } => None,
+                    _ => Some(127),
+                },
+                duration_ms,
+                stdout: String::new(),
+                stderr: e.to_string(),
+            };
+            return (out, Err(e.to_string()));
+        }
+    };
+    let measured = std::fs::read(&lcov_path)
+        .map_err(|e| format!("reading {}: {e}", lcov_path.display()))
+        .and_then(|bytes| {
+            let diff = diff_trees(&task.base_tree, tree).map_err(|e| e.to_string())?;
+            let lcov = relative(&run.lcov, tree);
+            Ok((bytes, coverage::compute(&diff, &lcov)))
+        });
+    (out, measured)
+}
+
+/// The tracefile with names relative to `tree` (also when the tools resolved a symlink in it).
+pub fn relative(lcov: &coverage::Lcov, tree: &Path) -> coverage::Lcov {
+    let rel = lcov.relative_to(tree);
+    match tree.canonicalize() {
+        Ok(real) if real != tree => rel.relative_to(&real),
+        _ => rel,
+    }
+}
+
+fn report(command: &str, out: &Output) {
+    eprintln!(
+        "test-runner: `{command}` exited {:?} in {} ms",
+        out.exit_code, out.duration_ms
+    );
+    if out.exit_code != Some(0) {
+        for line in out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .take(20)
+        {
             eprintln!("test-runner:   {line}");
         }
     }
-    let outcomes = if argv.first() == Some(&"cargo") && argv.get(1) == Some(&"test") {
-        libtest::parse(&stdout, &stderr)
-            .cases()
-            .map(|c| TestOutcome {
-                name: c.name.clone(),
-                command: command.to_owned(),
-                status: match c.status {
-                    libtest::TestStatus::Passed => TestStatus::Passed,
-                    libtest::TestStatus::Failed => TestStatus::Failed,
-                    libtest::TestStatus::Ignored => TestStatus::Ignored,
-                },
-            })
-            .collect()
-    } else {
-        Vec::new()
+}
+
+/// Two invocations' results as one (JUnit of the whole test step).
+fn merge(mut a: Parsed, b: Parsed) -> Parsed {
+    a.build = match (a.build, b.build) {
+        (Build::Failed { mut errors }, Build::Failed { errors: more }) => {
+            errors.extend(more);
+            Build::Failed { errors }
+        }
+        (f @ Build::Failed { .. }, Build::Ok) | (Build::Ok, f @ Build::Failed { .. }) => f,
+        (Build::Ok, Build::Ok) => Build::Ok,
     };
-    let run = CommandRun {
-        command: command.to_owned(),
-        exit_code,
-        duration_ms,
-        output_sha256: sha256(&evidence).to_hex(),
-    };
-    (run, outcomes)
+    a.suites.extend(b.suites);
+    a.anomalies.extend(b.anomalies);
+    a
 }

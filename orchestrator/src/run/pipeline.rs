@@ -2,7 +2,8 @@
 //! tests → progress → review → budget). A stage returns `Some(outcome)` when the run ended.
 
 use agents::roles::input::{
-    CodegenInput, CostInput, PlannerInput, ProgressInput, ReviewInput, TestRunnerInput, Usage,
+    CodegenInput, CostInput, CoverageTask, PlannerInput, ProgressInput, ReviewInput,
+    TestRunnerInput, Usage,
 };
 use agents::roles::progress::{acceptance_passing, failures};
 use protocol::canonical::Digest32;
@@ -64,6 +65,7 @@ impl Engine {
         let input = TestRunnerInput {
             tree: base_dir,
             scratch: self.scratch(RoleName::TestRunner),
+            coverage: None,
         };
         let task = self.task(&input)?;
         let reply = match self
@@ -255,6 +257,80 @@ impl Engine {
         self.halt(StopCode::ScopeExceeded, "drift repair did not converge")
             .await
             .map(Some)
+    }
+
+    /// Keeps the test-runner's JUnit and lcov in `evidence/` (hashes checked against its signed
+    /// result) and records the change's coverage; a file or figure that does not match what was
+    /// signed stops the run.
+    async fn keep_test_evidence(
+        &mut self,
+        results: &TestResults,
+        tree: &std::path::Path,
+        plan: &WorkPlan,
+    ) -> Stage {
+        let Some(key) = self.public.get(&RoleName::TestRunner).cloned() else {
+            return self
+                .halt(StopCode::SecurityViolation, "no public key for test-runner")
+                .await
+                .map(Some);
+        };
+        let src = agents::roles::test_runner::evidence_dir(&self.scratch(RoleName::TestRunner));
+        let base = self.dir.volume().join("base");
+        let kept = match evidence::keep_test_evidence(
+            &self.dir,
+            &key,
+            &src,
+            results,
+            &base,
+            tree,
+            plan.coverage_min_pct,
+        ) {
+            Ok(k) => k,
+            Err(evidence::EvidenceError::Layout(e)) => return Err(e.into()),
+            Err(e) => {
+                return self
+                    .halt(
+                        StopCode::SecurityViolation,
+                        &format!("test evidence does not match the signed results: {e}"),
+                    )
+                    .await
+                    .map(Some)
+            }
+        };
+        if let Some(c) = &kept.coverage {
+            let files: Vec<serde_json::Value> = c
+                .files
+                .iter()
+                .map(|f| {
+                    serde_json::json!({"file": f.file, "changed_pct": f.changed_pct(),
+                        "file_pct": f.file_pct(), "uncovered_lines": f.uncovered_lines})
+                })
+                .collect();
+            self.event(
+                "coverage",
+                serde_json::json!({"iteration": self.iteration, "changed_lines_pct": c.pct(),
+                    "instrumented": c.instrumented, "covered": c.covered,
+                    "threshold_pct": plan.coverage_min_pct, "files": files}),
+            )?;
+            self.say(&format!(
+                "[iteration {}] coverage of changed lines: {} ({}/{} lines; threshold {} %)",
+                self.iteration,
+                c.pct().map_or("n/a".to_string(), |p| format!("{p:.1} %")),
+                c.covered,
+                c.instrumented,
+                plan.coverage_min_pct
+            ));
+        } else if plan.coverage_min_pct > 0 {
+            self.event(
+                "coverage.missing",
+                serde_json::json!({"iteration": self.iteration, "threshold_pct": plan.coverage_min_pct}),
+            )?;
+            self.say(&format!(
+                "[iteration {}] coverage not measured (see logs/test-runner.log)",
+                self.iteration
+            ));
+        }
+        Ok(None)
     }
 
     fn restore(&mut self, cp: Checkpoint) -> Result<(), EngineError> {
@@ -464,6 +540,10 @@ impl Engine {
             let input = TestRunnerInput {
                 tree: tree_dir.clone(),
                 scratch: self.scratch(RoleName::TestRunner),
+                coverage: (plan.coverage_min_pct > 0).then(|| CoverageTask {
+                    base_tree: self.dir.volume().join("base"),
+                    timeout_s: plan.runtime_seconds,
+                }),
             };
             let task = self.task(&input)?;
             let results = match self
@@ -484,7 +564,9 @@ impl Engine {
                 Ok(x) => x,
                 Err(f) => return self.halt(f.code, &f.detail).await,
             };
-            evidence::write_junit(&self.dir.evidence("junit.xml"), &results)?;
+            if let Some(o) = self.keep_test_evidence(&results, &tree_dir, &plan).await? {
+                return Ok(o);
+            }
 
             self.stage = "progress";
             let previous = self
