@@ -39,6 +39,111 @@ pub struct RolesFile {
     /// The model gateway cost-control runs for each run; absent: no role can reach a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySettings>,
+    /// What the gate does with a review finding, by severity and by rule id. Absent: critical and
+    /// high block, the rest are notes.
+    #[serde(default)]
+    pub severity_policy: SeverityPolicy,
+}
+
+/// What the gate does with a review finding.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingAction {
+    /// Listed in the receipt; nothing waits.
+    Note,
+    /// The gate holds the promotion until an approver lifts the hold.
+    Human,
+    /// The gate fails the promotion.
+    Block,
+}
+
+impl FindingAction {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingAction::Note => "note",
+            FindingAction::Human => "human",
+            FindingAction::Block => "block",
+        }
+    }
+}
+
+/// `severity_policy:` — an action per severity, and per-rule overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityPolicy {
+    /// Critical findings (must be `block`).
+    pub critical: FindingAction,
+    /// High findings.
+    pub high: FindingAction,
+    /// Medium findings.
+    pub medium: FindingAction,
+    /// Low findings.
+    pub low: FindingAction,
+    /// Informational findings (SARIF `note`).
+    pub info: FindingAction,
+    /// Overrides by rule id, e.g. `{ rule: ORC-DEP-BUMP-MAJOR, action: human }`; a rule ending
+    /// in `*` is a prefix (`ORC-DEP-*`). An exact id wins over a prefix, a longer prefix over a
+    /// shorter one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleAction>,
+}
+
+/// One per-rule override of the severity policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleAction {
+    /// A rule id (`ORC-SECRET-AWS-KEY`) or a prefix ending in `*` (`ORC-DEP-*`).
+    pub rule: String,
+    /// What the gate does with that rule's findings.
+    pub action: FindingAction,
+}
+
+impl Default for SeverityPolicy {
+    /// The gate's rule before the policy existed: zero critical or high findings.
+    fn default() -> Self {
+        SeverityPolicy {
+            critical: FindingAction::Block,
+            high: FindingAction::Block,
+            medium: FindingAction::Note,
+            low: FindingAction::Note,
+            info: FindingAction::Note,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl SeverityPolicy {
+    /// The action for a finding of rule `rule_id` at `severity`.
+    pub fn action(&self, rule_id: &str, severity: crate::plan::Severity) -> FindingAction {
+        let exact = self.rules.iter().find(|r| r.rule == rule_id);
+        let prefix = || {
+            self.rules
+                .iter()
+                .filter_map(|r| {
+                    let p = r.rule.strip_suffix('*')?;
+                    rule_id.starts_with(p).then_some((p.len(), r.action))
+                })
+                .max_by_key(|(len, _)| *len)
+                .map(|(_, a)| a)
+        };
+        if let Some(r) = exact {
+            return r.action;
+        }
+        if let Some(a) = prefix() {
+            return a;
+        }
+        use crate::plan::Severity;
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Info => self.info,
+        }
+    }
 }
 
 /// The `roles:` map as editors should see it: the six role names as properties, all required,

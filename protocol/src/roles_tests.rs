@@ -59,6 +59,10 @@ fn validation_errors_name_field_and_line() {
         ("warn_pct: 70", "warn_pct: 95", "thresholds must satisfy", "warn_pct: 70"),
         ("  - roles.yaml\n", "", "protected_paths: must cover `roles.yaml`", "protected_paths:"),
         ("approvers: [root]", "approvers: []", "approvers: empty", "approvers: [root]"),
+        ("critical: block", "critical: note", "severity_policy.critical: `note` is not allowed", "critical: block"),
+        ("rule: ORC-DEP-DOWNGRADE,", "rule: \"ORC DEP\",", "severity_policy.rules[1].rule: `ORC DEP` is not a rule id", "rule: ORC-DEP-DOWNGRADE,"),
+        ("rule: ORC-DEP-DOWNGRADE,", "rule: ORC-DEP-BUMP-MAJOR,", "severity_policy.rules[1].rule: `ORC-DEP-BUMP-MAJOR` already has an action at severity_policy.rules[0].rule", "rule: ORC-DEP-DOWNGRADE,"),
+        ("high: block", "high: maybe", "high", "high: block"),
     ];
     for (from, to, want, at) in cases {
         let (msg, line) = broken(from, to);
@@ -119,4 +123,48 @@ fn role_and_layer_names_round_trip() {
         assert_eq!(serde_json::to_value(l).unwrap(), l.as_str());
     }
     assert!("root".parse::<RoleName>().is_err());
+}
+
+#[test]
+fn severity_policy_picks_exact_rule_then_longest_prefix_then_severity() {
+    use crate::plan::Severity;
+    let text = "critical: block\nhigh: block\nmedium: human\nlow: note\ninfo: note\nrules:\n  - { rule: ORC-DEP-*, action: note }\n  - { rule: ORC-DEP-BUMP-*, action: human }\n  - { rule: ORC-DEP-GIT-SOURCE, action: human }\n";
+    let p: SeverityPolicy = crate::load::parse_yaml(std::path::Path::new("p.yaml"), text).unwrap();
+    assert_eq!(
+        p.action("ORC-DEP-GIT-SOURCE", Severity::High),
+        FindingAction::Human
+    );
+    assert_eq!(
+        p.action("ORC-DEP-BUMP-MAJOR", Severity::Medium),
+        FindingAction::Human
+    );
+    assert_eq!(
+        p.action("ORC-DEP-NEW", Severity::Medium),
+        FindingAction::Note
+    );
+    assert_eq!(
+        p.action("ORC-SECRET-AWS", Severity::Critical),
+        FindingAction::Block
+    );
+    assert_eq!(p.action("ORC-X", Severity::Medium), FindingAction::Human);
+    assert_eq!(p.action("ORC-X", Severity::Info), FindingAction::Note);
+    // Without a severity_policy block the gate keeps its old rule: critical and high block.
+    let d = SeverityPolicy::default();
+    assert_eq!(d.action("ORC-X", Severity::High), FindingAction::Block);
+    assert_eq!(d.action("ORC-X", Severity::Medium), FindingAction::Note);
+}
+
+#[test]
+fn the_shipped_policy_asks_a_human_for_a_major_bump() {
+    let r = load_roles(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roles.yaml")).unwrap();
+    assert_eq!(
+        r.severity_policy
+            .action("ORC-DEP-BUMP-MAJOR", crate::plan::Severity::Medium),
+        FindingAction::Human
+    );
+    assert_eq!(
+        r.severity_policy
+            .action("ORC-DEP-BUMP-MINOR", crate::plan::Severity::Low),
+        FindingAction::Note
+    );
 }

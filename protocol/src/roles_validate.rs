@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::frame::MessageKind;
-use crate::roles::{Driver, Limits, Network, RoleName, RolesFile};
+use crate::roles::{Driver, FindingAction, Limits, Network, RoleName, RolesFile};
 
 /// Placeholders a path in `roles.yaml` may start with.
 pub const PLACEHOLDERS: [&str; 4] = ["{repo}", "{volume}", "{scratch}", "{toolchain}"];
@@ -181,6 +181,30 @@ pub enum RolesError {
     /// `sandbox.volume.size_mb` is zero.
     #[error("sandbox.volume.size_mb: must be greater than 0")]
     ZeroVolume,
+    /// `severity_policy.critical` is not `block`.
+    #[error("severity_policy.critical: `{}` is not allowed: a critical finding must block", found.as_str())]
+    CriticalNotBlocking {
+        /// The configured action.
+        found: FindingAction,
+    },
+    /// A per-rule override names no rule id or prefix.
+    #[error("{field}: `{rule}` is not a rule id (letters, digits, `-`, `_`, `.`) or a prefix ending in `*`")]
+    BadRuleId {
+        /// Field path, e.g. `severity_policy.rules[2].rule`.
+        field: String,
+        /// The offending value.
+        rule: String,
+    },
+    /// Two overrides for the same rule id or prefix.
+    #[error("{field}: `{rule}` already has an action at {other}")]
+    DuplicateRule {
+        /// Field path of the second entry.
+        field: String,
+        /// The rule.
+        rule: String,
+        /// Field path of the first entry.
+        other: String,
+    },
 }
 
 impl RolesError {
@@ -199,7 +223,10 @@ impl RolesError {
             | RolesError::EmptyCommand { field }
             | RolesError::BadAllowlistEntry { field, .. }
             | RolesError::BadEnvName { field, .. }
-            | RolesError::BadGlob { field, .. } => field.clone(),
+            | RolesError::BadGlob { field, .. }
+            | RolesError::BadRuleId { field, .. }
+            | RolesError::DuplicateRule { field, .. } => field.clone(),
+            RolesError::CriticalNotBlocking { .. } => "severity_policy.critical".into(),
             RolesError::ModelDriverNotAllowed { role, .. } => format!("roles.{role}.driver"),
             RolesError::CodegenDeterministic => "roles.codegen.driver".into(),
             RolesError::CommandDriver { role, .. } => format!("roles.{role}.command"),
@@ -352,11 +379,42 @@ impl RolesFile {
         if self.approvers.is_empty() {
             return Err(RolesError::NoApprovers);
         }
+        self.validate_severity_policy()?;
         for (i, a) in self.approvers.iter().enumerate() {
             if !is_user_name(a) {
                 return Err(RolesError::BadUser {
                     field: format!("approvers[{i}]"),
                     user: a.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_severity_policy(&self) -> Result<(), RolesError> {
+        let p = &self.severity_policy;
+        if p.critical != FindingAction::Block {
+            return Err(RolesError::CriticalNotBlocking { found: p.critical });
+        }
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        for (i, r) in p.rules.iter().enumerate() {
+            let field = format!("severity_policy.rules[{i}].rule");
+            let body = r.rule.strip_suffix('*').unwrap_or(&r.rule);
+            let ok = !body.is_empty()
+                && body
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(RolesError::BadRuleId {
+                    field,
+                    rule: r.rule.clone(),
+                });
+            }
+            if let Some(other) = seen.insert(&r.rule, field.clone()) {
+                return Err(RolesError::DuplicateRule {
+                    field,
+                    rule: r.rule.clone(),
+                    other,
                 });
             }
         }
