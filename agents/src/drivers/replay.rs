@@ -3,7 +3,8 @@
 //!
 //! A session is JSON: `{fr_id, description, iterations: [{summary, steps: [...]}]}`; a step is
 //! `{"op": "write", path, content}`, `{"op": "patch", path, find, replace}`,
-//! `{"op": "delete", path}` or `{"op": "tool", tool, args}` (a tool call the recorded agent made
+//! `{"op": "delete", path}`, `{"op": "probe", act, target}` (containment tests) or
+//! `{"op": "tool", tool, args}` (a tool call the recorded agent made
 //! that changes no file, e.g. reading a file or running the tests). Iteration `n` replays entry
 //! `n - 1`; past the end the last entry is replayed again (which changes nothing, so the
 //! progress-evaluator sees no progress). Every step is first sent as a tool call: the
@@ -67,6 +68,14 @@ pub enum Step {
     Misbehave {
         /// What.
         act: Misbehaviour,
+    },
+    /// A hostile act outside the protocol, attempted for real (containment tests; see
+    /// [`super::probe`]).
+    Probe {
+        /// What.
+        act: super::probe::ProbeAct,
+        /// A path, or `host:port` for `connect`.
+        target: String,
     },
     /// A tool call that changes no file.
     Tool {
@@ -171,6 +180,10 @@ impl Step {
             Step::Delete { path } => ("delete_file".into(), serde_json::json!({"path": path})),
             Step::Tool { tool, args } => (tool.clone(), args.clone()),
             Step::Misbehave { act } => ("misbehave".into(), serde_json::json!({"act": act})),
+            Step::Probe { act, target } => (
+                "probe".into(),
+                serde_json::json!({"act": act, "target": target}),
+            ),
         }
     }
 
@@ -180,7 +193,7 @@ impl Step {
             Step::Write { path, .. } | Step::Patch { path, .. } | Step::Delete { path } => {
                 Some(path)
             }
-            Step::Tool { .. } | Step::Misbehave { .. } => None,
+            Step::Tool { .. } | Step::Misbehave { .. } | Step::Probe { .. } => None,
         }
     }
 
@@ -215,7 +228,7 @@ impl Step {
                     .map_err(io("writing", &target))
             }
             Step::Delete { .. } => std::fs::remove_file(&target).map_err(io("deleting", &target)),
-            Step::Tool { .. } | Step::Misbehave { .. } => Ok(()),
+            Step::Tool { .. } | Step::Misbehave { .. } | Step::Probe { .. } => Ok(()),
         }
     }
 }

@@ -69,6 +69,11 @@ pub fn iterate(
             misbehave(t, *act)?;
             continue;
         }
+        if let Step::Probe { act, target } = step {
+            // Not announced as a tool call: a hostile agent would not ask.
+            log(t, crate::drivers::probe::attempt(*act, target))?;
+            continue;
+        }
         let (tool, args) = step.as_tool_call();
         let call_id = *next_call;
         *next_call += 1;
