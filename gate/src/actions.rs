@@ -228,6 +228,7 @@ impl Gate {
             artifacts: self.state.artifacts(run)?,
             keys: self.state.role_keys(run)?,
             protected_paths: policy.roles.protected_paths.clone(),
+            severity: policy.roles.severity_policy.clone(),
             git,
             policy: policy.gate.clone(),
             approval,

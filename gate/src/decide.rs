@@ -46,7 +46,8 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     let mut checks = vec![present, sigs, chain];
     checks.push(acceptance_tests(plan, opened.tests.as_ref()));
     checks.push(coverage(inputs, plan, opened.tests.as_ref()));
-    checks.push(review(plan, opened.review.as_ref()));
+    let (review_check, needs_human) = review(inputs, plan, opened.review.as_ref());
+    checks.push(review_check);
     checks.push(progress(opened.progress.as_ref()));
     checks.push(budget(plan, opened.ledger.as_ref()));
     checks.push(checks_git::protected_paths(inputs));
@@ -83,6 +84,13 @@ pub fn decide(inputs: &GateInputs) -> Decision {
     let mut reason = None;
     let verdict = if failed {
         Verdict::Fail
+    } else if !needs_human.is_empty() && !human_ok {
+        reason = Some(format!(
+            "severity_policy: {} finding(s) need a human: {}",
+            needs_human.len(),
+            needs_human.join("; ")
+        ));
+        Verdict::Hold
     } else if inputs.action == Action::PromoteStaging
         && !human_ok
         && matches!((plan, inputs.policy.human_for_staging_at_risk),
@@ -383,26 +391,54 @@ fn coverage(
     c
 }
 
-fn review(plan: Option<&WorkPlan>, review: Option<&Opened<Review>>) -> Check {
+/// Review findings under roles.yaml `severity_policy` (and the plan's `block_severities`, which
+/// can only add blocks): `block` fails the check, `human` is returned for a hold (listed as
+/// evidence `human.NNN`), `note` is listed as evidence `note.NNN`, so the receipt shows it.
+fn review(
+    inputs: &GateInputs,
+    plan: Option<&WorkPlan>,
+    review: Option<&Opened<Review>>,
+) -> (Check, Vec<String>) {
+    use protocol::roles::FindingAction;
     let mut c = Check::new("review_findings");
+    let mut human = Vec::new();
     let Some(review) = review else {
         c.fail("needs a verified review");
-        return c;
+        return (c, human);
     };
     c.with("review", review.digest.clone());
     c.with("findings", review.body.findings.len().to_string());
-    use protocol::plan::Severity;
+    let (mut notes, mut blocks) = (0usize, 0usize);
     for f in &review.body.findings {
-        let blocked = matches!(f.severity, Severity::High | Severity::Critical)
-            || plan.is_some_and(|p| p.security_gate.block_severities.contains(&f.severity));
-        if blocked {
-            c.fail(format!(
-                "{:?} finding {} in {} (evidence {})",
-                f.severity, f.rule_id, f.file, f.evidence_sha256
-            ));
+        let mut action = inputs.severity.action(&f.rule_id, f.severity);
+        if plan.is_some_and(|p| p.security_gate.block_severities.contains(&f.severity)) {
+            action = FindingAction::Block;
+        }
+        let at = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let line = format!(
+            "{:?} finding {} in {}{at} (evidence {})",
+            f.severity, f.rule_id, f.file, f.evidence_sha256
+        );
+        match action {
+            FindingAction::Block => {
+                blocks += 1;
+                c.fail(line);
+            }
+            FindingAction::Human => {
+                c.with(&format!("human.{:03}", human.len() + 1), line.clone());
+                human.push(line);
+            }
+            FindingAction::Note => {
+                notes += 1;
+                c.with(&format!("note.{notes:03}"), line);
+            }
         }
     }
-    c
+    c.with(
+        "severity_policy",
+        format!("{blocks} block, {} human, {notes} note", human.len()),
+    );
+    (c, human)
 }
 
 fn progress(progress: Option<&Opened<Progress>>) -> Check {

@@ -116,6 +116,8 @@ pub struct GateInputs {
     pub keys: RoleKeys,
     /// roles.yaml `protected_paths`.
     pub protected_paths: Vec<String>,
+    /// roles.yaml `severity_policy`: block, hold for a human, or note each review finding.
+    pub severity: protocol::roles::SeverityPolicy,
     /// The commit range.
     pub git: GitFacts,
     /// Gate policy.
