@@ -8,6 +8,8 @@ use protocol::frame::{Log, LogLevel, Message, Task};
 use protocol::RoleName;
 use serde::de::DeserializeOwned;
 
+use crate::drivers::command;
+use crate::roles::cost_gateway::{CostGateway, CostGatewayError};
 use crate::roles::{codegen, cost, input, planner, progress, review_role, test_runner};
 use crate::transport::{Transport, TransportError};
 
@@ -30,6 +32,12 @@ pub enum AgentError {
     /// Codegen failed.
     #[error("codegen: {0}")]
     Codegen(#[from] codegen::CodegenError),
+    /// The command driver failed.
+    #[error("codegen (command driver): {0}")]
+    Command(#[from] command::CommandError),
+    /// Cost-control could not start the run's gateway.
+    #[error("cost-control gateway: {0}")]
+    Gateway(#[from] CostGatewayError),
     /// The review engine failed.
     #[error("security-review: {0}")]
     Review(#[from] crate::review::ReviewError),
@@ -42,10 +50,15 @@ pub enum AgentError {
 pub fn serve(role: RoleName, run_id: String) -> Result<(), AgentError> {
     let mut t = Transport::from_env(run_id, role)?;
     let mut next_call = 1u64;
+    // Cost-control owns the run's model gateway for as long as it runs.
+    let mut gateway = match role {
+        RoleName::CostControl => CostGateway::from_env()?,
+        _ => None,
+    };
     loop {
         let Some(env) = t.recv()? else { return Ok(()) };
         match env.body {
-            Message::Task(task) => handle(role, &mut t, &task, &mut next_call)?,
+            Message::Task(task) => handle(role, &mut t, &task, &mut next_call, gateway.as_mut())?,
             Message::Shutdown(_) => return Ok(()),
             other => eprintln!("{role}: ignoring unexpected {} frame", other.kind()),
         }
@@ -84,6 +97,7 @@ fn handle(
     t: &mut Transport,
     task: &Task,
     next_call: &mut u64,
+    gateway: Option<&mut CostGateway>,
 ) -> Result<(), AgentError> {
     match role {
         RoleName::Planner => {
@@ -101,7 +115,10 @@ fn handle(
         }
         RoleName::Codegen => {
             let i: input::CodegenInput = input_of(role, task)?;
-            codegen::iterate(t, &i, task.iteration, next_call)?;
+            match &i.command {
+                Some(c) => command::iterate(t, &i.worktree, c, task.iteration)?,
+                None => codegen::iterate(t, &i, task.iteration, next_call)?,
+            }
         }
         RoleName::TestRunner => {
             let i: input::TestRunnerInput = input_of(role, task)?;
@@ -143,8 +160,28 @@ fn handle(
             t.send(Message::Progress(p), Some(art))?;
         }
         RoleName::CostControl => {
-            let i: input::CostInput = input_of(role, task)?;
-            let (ledger, event) = cost::account(&i);
+            let mut i: input::CostInput = input_of(role, task)?;
+            let mut booked = None;
+            if let Some(g) = gateway {
+                let (ledger, worst) = g.snapshot();
+                i = cost::with_gateway(&i, &ledger);
+                booked = Some((ledger, worst));
+            }
+            let (mut ledger, mut event) = cost::account(&i);
+            if let Some((g, worst)) = booked {
+                ledger.requests = g.requests;
+                ledger.tokens_in = g.tokens_in;
+                ledger.tokens_out = g.tokens_out;
+                // The gateway's own threshold (e.g. paused at 90 %) wins when it is higher.
+                if let Some(w) = worst {
+                    if event
+                        .as_ref()
+                        .is_none_or(|e| cost::rank(w.level) > cost::rank(e.level))
+                    {
+                        event = Some(w);
+                    }
+                }
+            }
             if let Some(e) = event {
                 t.send(Message::BudgetEvent(e), None)?;
             }

@@ -8,15 +8,7 @@ use std::path::PathBuf;
 use protocol::roles::Budgets;
 use serde::{Deserialize, Serialize};
 
-/// Price of one model, USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelPrice {
-    /// Input (prompt) tokens.
-    pub input_usd_per_mtok: f64,
-    /// Output (completion) tokens.
-    pub output_usd_per_mtok: f64,
-}
+pub use protocol::roles::ModelPrice;
 
 /// Where model requests go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +38,21 @@ pub struct GatewayConfig {
 
 fn default_max_output_tokens() -> u64 {
     4096
+}
+
+impl GatewayConfig {
+    /// The roles.yaml `gateway:` block, with the upstream reached at `base_url` (the run engine
+    /// gives cost-control a unix-socket bridge to the configured upstream).
+    pub fn from_settings(s: &protocol::roles::GatewaySettings, base_url: String) -> Self {
+        Self {
+            upstream: UpstreamConfig {
+                base_url,
+                api_key_file: PathBuf::from(&s.upstream.api_key_file),
+            },
+            prices: s.prices.clone(),
+            default_max_output_tokens: s.default_max_output_tokens,
+        }
+    }
 }
 
 /// One run's gateway: its identity, where it listens, where its ledger lives, its budgets.

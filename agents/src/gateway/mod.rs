@@ -13,6 +13,7 @@ pub mod budget;
 pub mod config;
 pub mod estimate;
 pub mod events;
+pub mod launch;
 pub mod ledger;
 pub mod redact;
 pub mod relay;
@@ -100,6 +101,16 @@ impl Gateway {
         config: &GatewayConfig,
         run: GatewayRun,
     ) -> Result<(Self, mpsc::UnboundedReceiver<GatewayEvent>), GatewayError> {
+        Self::start_with_token(config, run, RunToken::generate()).await
+    }
+
+    /// [`Gateway::start`] with a token the run engine generated (it hands the same token to the
+    /// roles that may call a model).
+    pub async fn start_with_token(
+        config: &GatewayConfig,
+        run: GatewayRun,
+        token: RunToken,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<GatewayEvent>), GatewayError> {
         let key_path = &config.upstream.api_key_file;
         let key = std::fs::read_to_string(key_path)
             .map_err(|source| GatewayError::KeyFile {
@@ -130,7 +141,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             run_id: run.run_id,
             month: run.month,
-            token: RunToken::generate(),
+            token,
             key,
             config: config.clone(),
             upstream,

@@ -16,6 +16,13 @@ impl RunToken {
         Self(hex::encode(raw))
     }
 
+    /// A token the run engine generated and handed to cost-control (64 hex chars); `None` when
+    /// it is not one.
+    pub fn from_hex(token: &str) -> Option<Self> {
+        (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(token.to_ascii_lowercase()))
+    }
+
     /// The token, to hand to the roles allowed to call a model.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -57,5 +64,9 @@ mod tests {
         assert!(!a.matches(&a.as_str().as_bytes()[..63]));
         assert!(!a.matches(b""));
         assert_eq!(format!("{a:?}"), "RunToken(..)");
+        let back = RunToken::from_hex(a.as_str()).unwrap();
+        assert!(back.matches(a.as_str().as_bytes()));
+        assert!(RunToken::from_hex("abc").is_none());
+        assert!(RunToken::from_hex(&"g".repeat(64)).is_none());
     }
 }

@@ -6,6 +6,15 @@ use protocol::frame::{BudgetEvent, BudgetLevel, Ledger};
 
 use super::input::{CostInput, Usage};
 
+/// Order of the levels: warn < escalate < stop.
+pub fn rank(l: BudgetLevel) -> u8 {
+    match l {
+        BudgetLevel::Warn => 1,
+        BudgetLevel::Escalate => 2,
+        BudgetLevel::Stop => 3,
+    }
+}
+
 /// Percent of `u`'s ceiling used (a zero ceiling counts as fully used).
 pub fn pct(u: &Usage) -> f64 {
     if u.limit <= 0.0 {
@@ -25,6 +34,21 @@ pub fn level(p: f64, input: &CostInput) -> Option<BudgetLevel> {
     } else {
         None
     }
+}
+
+/// `input` with what the run's gateway booked: model spend in `cost_usd`, model turns counted as
+/// tool calls (each tool call of a CLI costs one model turn to produce; the larger count wins).
+pub fn with_gateway(input: &CostInput, gateway: &Ledger) -> CostInput {
+    let mut i = input.clone();
+    i.spent_usd = i.spent_usd.max(gateway.spent_usd);
+    for u in &mut i.usage {
+        match u.dimension.as_str() {
+            "cost_usd" => u.used = u.used.max(gateway.spent_usd),
+            "tool_calls" => u.used = u.used.max(gateway.requests as f64),
+            _ => {}
+        }
+    }
+    i
 }
 
 /// The ledger and, when a threshold is reached, the event for the most used dimension.
@@ -93,6 +117,33 @@ mod tests {
             account(&input(100.0)).1.map(|e| e.level),
             Some(BudgetLevel::Stop)
         );
+    }
+
+    #[test]
+    fn gateway_spend_and_turns_count_against_the_caps() {
+        let mut i = input(10.0);
+        i.usage.push(Usage {
+            dimension: "cost_usd".into(),
+            used: 0.0,
+            limit: 2.0,
+        });
+        let g = Ledger {
+            requests: 95,
+            tokens_in: 1,
+            tokens_out: 1,
+            spent_usd: 1.5,
+            limit_usd: 2.0,
+        };
+        let merged = with_gateway(&i, &g);
+        assert_eq!(merged.spent_usd, 1.5);
+        assert_eq!(merged.usage[0].used, 95.0);
+        assert_eq!(merged.usage[2].used, 1.5);
+        assert_eq!(
+            account(&merged).1.map(|e| e.level),
+            Some(BudgetLevel::Escalate)
+        );
+        // Without the gateway's numbers the same run is under every threshold.
+        assert_eq!(account(&i).1, None);
     }
 
     #[test]

@@ -44,6 +44,21 @@ pub struct CodegenInput {
     pub session: PathBuf,
     /// The writable view of the repository (overlay, or a copy in the weaker mode).
     pub worktree: PathBuf,
+    /// The `command` driver: the CLI to run and its task (absent: replay `session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandTask>,
+}
+
+/// What the `command` driver runs for one iteration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandTask {
+    /// roles.yaml `roles.codegen.command`.
+    pub settings: protocol::roles::CommandSettings,
+    /// The task text given to the CLI (`{task}`): the FR's objective, scope and acceptance.
+    pub task: String,
+    /// The CLI is killed after this many seconds.
+    pub timeout_s: u64,
 }
 
 /// Test-runner: the candidate tree (read-only) and a scratch directory for builds.

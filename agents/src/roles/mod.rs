@@ -2,6 +2,7 @@
 
 pub mod codegen;
 pub mod cost;
+pub mod cost_gateway;
 pub mod input;
 pub mod libtest;
 pub mod planner;

@@ -482,6 +482,7 @@ impl Engine {
             let input = CodegenInput {
                 session: self.session.clone(),
                 worktree: work.clone(),
+                command: None,
             };
             let task = self.task(&input)?;
             let reply = match self
