@@ -89,10 +89,7 @@ impl SandboxLauncher {
             system_read: Vec::new(),
             env_allow: Vec::new(),
         });
-        let (identities, mut unavailable) = host_layers(&probe, &specs, &volume);
-        for layer in off {
-            unavailable.insert(*layer, "switched off (--layer-off)".to_owned());
-        }
+        let (identities, unavailable) = host_layers(&probe, &specs, &volume, off);
         let live: BTreeSet<Layer> = Layer::ALL
             .into_iter()
             .filter(|l| !unavailable.contains_key(l))
@@ -187,7 +184,15 @@ impl SandboxLauncher {
         }
         let mut limits = policy.limits;
         limits.wall_seconds = limits.wall_seconds.max(spec.lifetime_s);
-        let mut env = spec.env.clone();
+        // The env layer scrubs the environment to the allowlist. Off, the role gets the
+        // orchestrator's whole environment — but still its protocol variables, so the jail's env
+        // step stays on and is handed everything.
+        let scrub = self.live.contains(&Layer::Env);
+        let mut env = if scrub {
+            spec.env.clone()
+        } else {
+            std::env::vars().collect()
+        };
         env.push(("ORCHESTRATE_FRAME_FD".into(), FRAME_FD.to_string()));
         env.push(("ORCHESTRATE_KEY".into(), spec.key.display().to_string()));
         let input = PolicyInput {
@@ -201,7 +206,11 @@ impl SandboxLauncher {
             limits,
             env,
             require: self.sandbox.require.clone(),
-            enabled: self.live.clone(),
+            enabled: {
+                let mut on = self.live.clone();
+                on.insert(Layer::Env);
+                on
+            },
             allow_weaker: self.allow_weaker,
             repo: None,
             home: layout.home(role.as_str()),
@@ -296,16 +305,21 @@ impl RoleLauncher for SandboxLauncher {
     }
 }
 
-/// Which layers cannot be applied to every role here, and why; and each role's OS user.
+/// Which layers cannot be applied to every role here (or are switched `off`), and why; and each
+/// role's OS user.
 fn host_layers(
     probe: &HostProbe,
     specs: &BTreeMap<RoleName, SandboxRole>,
     volume: &Path,
+    off: &BTreeSet<Layer>,
 ) -> (BTreeMap<RoleName, Identity>, BTreeMap<Layer, String>) {
-    let mut unavailable = BTreeMap::new();
+    let mut unavailable: BTreeMap<Layer, String> = off
+        .iter()
+        .map(|l| (*l, "switched off (--layer-off)".to_owned()))
+        .collect();
     for p in &probe.layers {
         if let Availability::Unavailable { reason } = &p.availability {
-            unavailable.insert(p.layer, reason.clone());
+            unavailable.entry(p.layer).or_insert_with(|| reason.clone());
         }
     }
     if volume.starts_with("/tmp") {

@@ -1,0 +1,320 @@
+//! `orchestrate start FR-12` with every role in the sandbox, as `orchestrate setup` prepared it:
+//! each role as its own OS user, with every layer roles.yaml requires live, signing with the
+//! setup keys, and the gate promoting staging. The recorded session carries hostile probes that
+//! codegen attempts for real (read /etc/shadow and another role's private key, write into the
+//! engineer's repository and the state directory, connect to 1.1.1.1 and to a listener on the
+//! host's loopback): contained, each is denied with its errno and leaves no trace on the host; the
+//! twin with every layer switched off (`--allow-weaker --layer-off ...`) sees each succeed, so
+//! the test fails when the containment does.
+//!
+//! Needs root, useradd and every layer on this host (`orchestrate doctor`); skips with the
+//! reason otherwise. Users are per-test (`rc<tag>-planner`, ...) and removed by `setup --remove`
+//! on drop, even when the test fails.
+
+// Helpers of a test binary: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support.rs"]
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::{bin_dir, copy_dir, example, git, project_roles, text};
+
+/// The tests share host-wide things `orchestrate setup` touches (cgroup parents, the installed
+/// gate): one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const LAYERS: [&str; 11] = [
+    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
+    "cgroups", "env",
+];
+
+/// Why this host cannot run the test, if it cannot.
+fn skip_reason(bins: &Path) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root: per-role users and every layer".into());
+    }
+    if Command::new("useradd").arg("--help").output().is_err() {
+        return Some("no useradd on this system".into());
+    }
+    // Outside any repository: the host's layers, not a policy's.
+    let out = Command::new(bins.join("orchestrate"))
+        .args(["doctor", "--json"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
+    let rows = doc["layers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), LAYERS.len(), "{doc}");
+    let missing: Vec<String> = rows
+        .iter()
+        .filter(|r| r["available"] != true)
+        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
+        .collect();
+    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
+}
+
+/// A textkit repository with per-test OS users, `orchestrate setup` done for its own state
+/// directory (not under /tmp: a role's private /tmp would hide it).
+struct Contained {
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+    state: PathBuf,
+    bins: PathBuf,
+}
+
+impl Contained {
+    fn new(tag: &str) -> Self {
+        let bins = bin_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix("orch-run-contained")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let repo = tmp.path().join("textkit");
+        copy_dir(&example(), &repo);
+        let roles = std::fs::read_to_string(project_roles())
+            .unwrap()
+            .replace("user: orch-", &format!("user: rc{tag}-"));
+        std::fs::write(repo.join("roles.yaml"), roles).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "base"]);
+        let me = Self {
+            state: tmp.path().join("state"),
+            tmp,
+            repo,
+            bins,
+        };
+        let out = me.orchestrate(&["setup"]);
+        assert!(out.status.success(), "setup: {}", text(&out));
+        me
+    }
+
+    fn orchestrate(&self, args: &[&str]) -> Output {
+        Command::new(self.bins.join("orchestrate"))
+            .arg("--repo")
+            .arg(&self.repo)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// The recorded FR-12 session with `probes` attempted first in iteration 1.
+    fn session_with(&self, probes: &[(&str, String)]) -> PathBuf {
+        let mut s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(example().join("sessions/FR-12.json")).unwrap())
+                .unwrap();
+        let steps = s["iterations"][0]["steps"].as_array_mut().unwrap();
+        for (i, (act, target)) in probes.iter().enumerate() {
+            steps.insert(
+                i,
+                serde_json::json!({"op": "probe", "act": act, "target": target}),
+            );
+        }
+        let path = self.tmp.path().join("hostile-session.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+        path
+    }
+
+    fn newest_run_dir(&self) -> PathBuf {
+        let out = self.orchestrate(&["status", "--json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        self.state
+            .join("runs")
+            .join(runs[0]["run_id"].as_str().unwrap())
+    }
+}
+
+impl Drop for Contained {
+    fn drop(&mut self) {
+        let out = self.orchestrate(&["setup", "--remove"]);
+        if !out.status.success() {
+            eprintln!("setup --remove: {}", text(&out));
+        }
+    }
+}
+
+/// The probes and the host-side traces they would leave.
+struct Probes {
+    list: Vec<(&'static str, String)>,
+    listener: TcpListener,
+    traces: Vec<PathBuf>,
+}
+
+fn probes(c: &Contained) -> Probes {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let in_repo = c.repo.join("PWNED");
+    let in_state = c.state.join("PWNED");
+    let key = c.state.join("keys/test-runner/ed25519.key");
+    Probes {
+        list: vec![
+            ("read", "/etc/shadow".into()),
+            ("read", key.display().to_string()),
+            ("write", in_repo.display().to_string()),
+            ("write", in_state.display().to_string()),
+            ("connect", "1.1.1.1:53".into()),
+            ("connect", listener.local_addr().unwrap().to_string()),
+        ],
+        listener,
+        traces: vec![in_repo, in_state],
+    }
+}
+
+/// Codegen's log line for each probe, in order.
+fn outcomes(run_dir: &Path, p: &Probes) -> Vec<String> {
+    let log = std::fs::read_to_string(run_dir.join("logs/codegen.log")).unwrap();
+    p.list
+        .iter()
+        .map(|(act, target)| {
+            let head = format!("PROBE {act} {target}: ");
+            log.lines()
+                .find_map(|l| l.find(&head).map(|i| l[i..].to_owned()))
+                .unwrap_or_else(|| panic!("no outcome for {head}\n{log}"))
+        })
+        .collect()
+}
+
+fn manifest(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn contained_run_denies_every_probe_and_still_reaches_staging_while_its_twin_without_layers_does_not(
+) {
+    let bins = bin_dir();
+    if let Some(why) = skip_reason(&bins) {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = Contained::new("a");
+    let p = probes(&c);
+    let session = c.session_with(&p.list);
+
+    // Contained: no --allow-weaker; every required layer must be live or the run refuses.
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("every role in the sandbox"), "{all}");
+    assert!(all.contains("staging moved by the gate"), "{all}");
+    let run = c.newest_run_dir();
+    let m = manifest(&run);
+    assert_eq!(m["containment"]["mode"], "sandbox", "{m}");
+    assert_eq!(
+        m["containment"]["layers_missing"],
+        serde_json::json!([]),
+        "{m}"
+    );
+    assert_eq!(m["key_source"], "setup", "{m}");
+    let got = outcomes(&run, &p);
+    // The mount layer is the first wall for files (none of them is in the role's root, and the
+    // state directory is only a read-only stem of it); the
+    // Landlock for TCP connections, before routing is even asked (under it the network namespace
+    // has no route to 1.1.1.1 and only its own empty loopback).
+    let want = ["ENOENT", "ENOENT", "ENOENT", "EROFS", "EACCES", "EACCES"];
+    for (line, errno) in got.iter().zip(want) {
+        assert!(
+            line.contains(&format!("denied ({errno}:")),
+            "{line}: expected {errno}"
+        );
+    }
+    for t in &p.traces {
+        assert!(
+            !t.exists(),
+            "{} was written from inside the sandbox",
+            t.display()
+        );
+    }
+    assert!(
+        p.listener.accept().is_err(),
+        "the host's listener was reached"
+    );
+    // Codegen ran as its own user: the work tree it edited belongs to it.
+    let work = std::fs::metadata(run.join("volume/work/src/slug.rs")).unwrap();
+    let codegen_uid = {
+        use std::os::unix::fs::MetadataExt;
+        work.uid()
+    };
+    assert_ne!(codegen_uid, 0, "codegen's files are root's");
+
+    // The twin: the same session with every layer switched off reaches everything.
+    let mut args = vec![
+        "start",
+        "FR-12",
+        "--allow-weaker",
+        "--no-promote",
+        "--session",
+    ];
+    args.push(session.to_str().unwrap());
+    for l in LAYERS {
+        args.extend(["--layer-off", l]);
+    }
+    let out = c.orchestrate(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = c.newest_run_dir();
+    assert_eq!(manifest(&run)["containment"]["mode"], "weaker");
+    let got = outcomes(&run, &p);
+    for line in &got[..4] {
+        assert!(line.ends_with("ALLOWED"), "{line}");
+    }
+    assert!(got[5].ends_with("ALLOWED"), "{}", got[5]);
+    for t in &p.traces {
+        assert!(
+            t.exists(),
+            "{} not written without containment",
+            t.display()
+        );
+    }
+    assert!(
+        p.listener.accept().is_ok(),
+        "the twin did not reach the listener"
+    );
+}
+
+#[test]
+fn with_the_mount_layer_off_landlock_and_the_role_user_still_deny_files() {
+    let bins = bin_dir();
+    if let Some(why) = skip_reason(&bins) {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = Contained::new("b");
+    let p = probes(&c);
+    let session = c.session_with(&p.list);
+    let out = c.orchestrate(&[
+        "start",
+        "FR-12",
+        "--allow-weaker",
+        "--no-promote",
+        "--layer-off",
+        "mount",
+        "--session",
+        session.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = c.newest_run_dir();
+    let got = outcomes(&run, &p);
+    // The files exist on the host now that the role sees the host's tree: the second fence
+    // (Landlock, and the role's own uid where it can reach the path) answers EACCES.
+    for line in &got[..4] {
+        assert!(line.contains("denied (EACCES:"), "{line}");
+    }
+    for t in &p.traces {
+        assert!(!t.exists(), "{} was written", t.display());
+    }
+}
