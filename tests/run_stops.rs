@@ -12,58 +12,13 @@
 // Helpers of a test binary: a failed step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    for b in ["orchestrate", "orchestrate-agent"] {
-        assert!(
-            dir.join(b).is_file(),
-            "{} missing: run `cargo build -p orchestrate -p orchestrate-agents --bins` first",
-            dir.join(b).display()
-        );
-    }
-    dir
-}
-
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/textkit")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == "target" {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use support::{bin_dir, copy_dir, example, git, text};
 
 /// A temporary textkit repository (edited by `edit` before its first commit) and state dir.
 struct Fixture {
@@ -125,14 +80,6 @@ impl Fixture {
         let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         runs[0].clone()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn set_config(repo: &Path, yaml: &str) {
