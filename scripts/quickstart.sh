@@ -22,7 +22,9 @@ bin="$target/$profile"
 orchestrate="$bin/orchestrate"
 export ORCHESTRATE_AGENT="$bin/orchestrate-agent"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/orchestrate-quickstart.XXXXXX")"
+# Not under /tmp: each role gets a private /tmp, which would hide a run volume kept there.
+work="$(mktemp -d "${QUICKSTART_DIR:-/var/tmp}/orchestrate-quickstart.XXXXXX")"
+chmod 755 "$work"
 repo="$work/textkit"
 say "copying examples/textkit into a new git repository at $repo"
 cp -R "$root/examples/textkit" "$repo"
@@ -37,11 +39,14 @@ git -C "$repo" -c user.name=quickstart -c user.email=quickstart@localhost commit
 state="${ORCHESTRATE_STATE_DIR:-$work/state}"
 export ORCHESTRATE_STATE_DIR="$state"
 flags=()
-# The run engine does not launch roles through the sandbox yet (see the README's status), so no
-# `orchestrate setup` here: it would create system users the run would not use. The first
-# attempt shows the fail-closed refusal; the rerun is the recorded weaker mode.
-if [ "$(id -u)" != 0 ]; then
-    say "not root: the run uses --allow-weaker (recorded in the manifest)"
+if [ "$(id -u)" = 0 ]; then
+    # One OS user per role (and the gate and the orchestrator), the state directory's owners and
+    # modes, a key pair per principal: what makes every role run as itself in the sandbox.
+    # Idempotent; `orchestrate --state-dir "$state" setup --remove` undoes it.
+    say "orchestrate setup (users, state directory, keys)"
+    "$orchestrate" --repo "$repo" setup
+else
+    say "not root: no per-role users, so the run uses --allow-weaker (recorded in the manifest)"
     flags+=(--allow-weaker)
 fi
 
@@ -50,12 +55,13 @@ set +e
 "$orchestrate" --repo "$repo" start FR-12 "${flags[@]}"
 code=$?
 if [ "$code" = 3 ] && [ "${#flags[@]}" = 0 ]; then
-    say "containment unavailable for role processes (exit 3, details above); rerunning with --allow-weaker, recorded as the weaker mode"
+    say "containment unavailable on this host (exit 3, details above); rerunning with --allow-weaker, recorded as the weaker mode"
     "$orchestrate" --repo "$repo" start FR-12 --allow-weaker
     code=$?
 fi
 set -e
 
+o="$orchestrate --state-dir $state"   # the commands printed below
 run_id="$("$orchestrate" status --json | sed -n 's/.*"run_id": *"\([^"]*\)".*/\1/p' | head -n 1)"
 echo
 say "exit code $code"
@@ -73,10 +79,11 @@ if [ -n "$run_id" ]; then
     ls "$run_dir/artifacts" 2>/dev/null | sed 's/^/    /'
     staging="$(git -C "$state/integration.git" rev-parse -q --verify refs/heads/staging 2>/dev/null || true)"
     [ -n "$staging" ] && say "staging     $staging (moved by the gate: $state/integration.git)"
-    say "receipt     $orchestrate receipt $run_id"
-    say "review      $orchestrate review $run_id"
-    say "status      $orchestrate status $run_id"
-    say "audit       $orchestrate audit verify"
-    say "approve     cd $repo && $orchestrate approve $run_id --update-local   (an approver from roles.yaml)"
+    say "receipt     $o receipt $run_id"
+    say "review      $o review $run_id"
+    say "status      $o status $run_id"
+    say "audit       $o audit verify"
+    say "approve     cd $repo && $o approve $run_id --update-local   (an approver from roles.yaml)"
+    [ "$(id -u)" = 0 ] && say "undo setup  $o setup --remove   (removes the orch-* users again)"
 fi
 exit "$code"
