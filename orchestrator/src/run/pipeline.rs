@@ -14,6 +14,8 @@ use protocol::{RoleName, StopCode};
 use super::decide::{self, BudgetAction, Next};
 use super::engine::{git_text, Checkpoint, Engine, EngineError, IterationRecord, Outcome};
 use super::evidence;
+#[path = "anomaly.rs"]
+mod anomaly;
 use super::guard;
 use super::layout;
 use crate::git::Candidate;
@@ -333,6 +335,89 @@ impl Engine {
         Ok(None)
     }
 
+    /// The anomaly rules (see `anomaly.rs`) on this iteration's candidate tree and tool calls:
+    /// each hit is an `anomaly` event; the first hit whose policy stops the run stops it.
+    async fn check_anomalies(
+        &mut self,
+        plan: &WorkPlan,
+        tree: &str,
+        calls: &[super::role::CallRecord],
+    ) -> Stage {
+        let numstat = git_text(
+            self.repo.root(),
+            &["diff", "--numstat", "--no-renames", &self.base, tree],
+        )?;
+        let files = anomaly::parse_numstat(&numstat);
+        let calls: Vec<(String, String)> = calls
+            .iter()
+            .map(|c| (c.call.tool.clone(), c.call.args.to_string()))
+            .collect();
+        let history_path = self.dir.root.join("anomaly_history.json");
+        let mut history: Vec<anomaly::Sample> = std::fs::read(&history_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        history.retain(|s| s.iteration < self.iteration);
+        let spent_usd = self.last_spent_usd();
+        let current = anomaly::Sample {
+            iteration: self.iteration,
+            tool_calls: calls.len() as u64,
+            spent_usd,
+        };
+        let hits = anomaly::check(
+            &anomaly::Observation {
+                files: &files,
+                plan_targets: plan.targets.len(),
+                no_new_dependencies: anomaly::forbids_new_dependencies(
+                    &self.policy.fr.security.constraints,
+                ),
+                calls: &calls,
+                history: &history,
+                current,
+            },
+            &anomaly::Policy::default(),
+        );
+        history.push(current);
+        layout::write_json(&history_path, &history)?;
+        for a in &hits {
+            self.event(
+                "anomaly",
+                serde_json::json!({"iteration": self.iteration, "rule": a.rule,
+                    "detail": a.detail, "stop": a.stop.map(|c| c.as_str())}),
+            )?;
+            self.say(&format!(
+                "[iteration {}] anomaly {}: {}",
+                self.iteration,
+                serde_json::to_value(a.rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                a.detail
+            ));
+        }
+        if let Some(a) = hits.iter().find(|a| a.stop.is_some()) {
+            let code = a.stop.unwrap_or(StopCode::SecurityViolation);
+            return self
+                .halt(code, &format!("anomaly: {}", a.detail))
+                .await
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Spend the last accepted ledger reports (0 before the first one).
+    fn last_spent_usd(&self) -> f64 {
+        let Some(key) = self.public.get(&RoleName::CostControl) else {
+            return 0.0;
+        };
+        std::fs::read(self.dir.artifact("ledger"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<protocol::artifact::DsseEnvelope>(&b).ok())
+            .and_then(|env| protocol::artifact::verify_signature(&env, key).ok())
+            .and_then(|st| st.body::<protocol::frame::Ledger>().ok())
+            .map_or(0.0, |l| l.spent_usd)
+    }
+
     fn restore(&mut self, cp: Checkpoint) -> Result<(), EngineError> {
         let path = self.dir.work_plan();
         let bytes = std::fs::read(&path).map_err(|e| EngineError::Resume {
@@ -507,6 +592,9 @@ impl Engine {
             )?;
             if let Err(t) = guard::check_changes(&plan, &changes) {
                 return self.halt(t.code, &t.detail).await;
+            }
+            if let Some(o) = self.check_anomalies(&plan, &tree, &reply.calls).await? {
+                return Ok(o);
             }
             if tree != self.head_tree {
                 let parent = self.head.clone().unwrap_or_else(|| self.base.clone());
