@@ -28,6 +28,10 @@ use sandbox::volume::VolumeLayout;
 use super::launch::{Containment, LaunchError, RoleLauncher, RoleProcess, RoleSpec, FRAME_FD};
 use crate::containment::{role_spec, toolchain_dirs};
 
+#[path = "gateway.rs"]
+pub(super) mod gateway;
+use gateway::{GatewayWiringError, RoleWiring, RunGateway};
+
 /// Launches roles through the jail helper (`orchestrate sandbox __jail`).
 #[derive(Debug)]
 pub struct SandboxLauncher {
@@ -44,6 +48,8 @@ pub struct SandboxLauncher {
     identities: BTreeMap<RoleName, Identity>,
     allow_weaker: bool,
     unprivileged: bool,
+    /// roles.yaml `gateway:`: cost-control runs it, `network: gateway` roles reach it.
+    gateway: Option<RunGateway>,
 }
 
 /// Why the roles cannot run contained.
@@ -55,6 +61,9 @@ pub enum Unavailable {
     /// The jail helper cannot be found.
     #[error("the jail helper: {0}")]
     Helper(#[from] sandbox::linux::launch::LaunchError),
+    /// roles.yaml's gateway block cannot be wired.
+    #[error("the model gateway: {0}")]
+    Gateway(#[from] GatewayWiringError),
 }
 
 fn list(m: &BTreeMap<Layer, String>) -> String {
@@ -101,6 +110,11 @@ impl SandboxLauncher {
         if !missing.is_empty() && !allow_weaker {
             return Err(Unavailable::Layers(missing));
         }
+        let gateway = roles
+            .gateway
+            .as_ref()
+            .map(|g| RunGateway::new(g, roles.budgets, &volume))
+            .transpose()?;
         Ok(Self {
             roles: specs,
             sandbox,
@@ -113,6 +127,7 @@ impl SandboxLauncher {
             identities,
             allow_weaker,
             unprivileged: !probe.root,
+            gateway,
         })
     }
 
@@ -182,6 +197,24 @@ impl SandboxLauncher {
             std::fs::set_permissions(&spec.key, std::fs::Permissions::from_mode(0o400))
                 .map_err(|e| err(&spec.key, e))?;
         }
+        // The model gateway (network part): see gateway.rs.
+        let wiring = match &self.gateway {
+            Some(g) => g
+                .wire(
+                    role,
+                    &spec.run_id,
+                    policy.gateway,
+                    self.identity(RoleName::CostControl),
+                )
+                .map_err(|e| LaunchError::Spawn {
+                    role,
+                    bin: spec.agent_bin.clone(),
+                    source: std::io::Error::other(e),
+                })?,
+            None => RoleWiring::default(),
+        };
+        write.extend(wiring.write.iter().cloned());
+        read.extend(wiring.read.iter().filter(|p| p.exists()).cloned());
         let mut limits = policy.limits;
         limits.wall_seconds = limits.wall_seconds.max(spec.lifetime_s);
         // The env layer scrubs the environment to the allowlist. Off, the role gets the
@@ -195,14 +228,15 @@ impl SandboxLauncher {
         };
         env.push(("ORCHESTRATE_FRAME_FD".into(), FRAME_FD.to_string()));
         env.push(("ORCHESTRATE_KEY".into(), spec.key.display().to_string()));
+        env.extend(wiring.env.iter().cloned());
         let input = PolicyInput {
             role: role.as_str().to_owned(),
             identity,
             read,
             write,
             system_read: self.sandbox.system_read.clone(),
-            // The gateway is not wired into runs yet: no route at all, which is stricter.
-            network: Network::None,
+            // Loopback only, unless the role may call a model (then the gateway's socket too).
+            network: wiring.network.clone().unwrap_or(Network::None),
             limits,
             env,
             require: self.sandbox.require.clone(),
@@ -231,11 +265,16 @@ impl SandboxLauncher {
             launch_id: format!("{}-{role}-{}", spec.run_id, unique()),
             unprivileged: self.unprivileged,
         };
-        Plan::build(&input, &host).map_err(|e| LaunchError::Spawn {
+        let mut plan = Plan::build(&input, &host).map_err(|e| LaunchError::Spawn {
             role,
             bin: spec.agent_bin.clone(),
             source: std::io::Error::other(e),
-        })
+        })?;
+        if let Some(l) = plan.landlock.as_mut() {
+            // The relay's loopback port: the only TCP a model-calling role may bind or connect.
+            l.tcp_ports = wiring.tcp_ports;
+        }
+        Ok(plan)
     }
 }
 

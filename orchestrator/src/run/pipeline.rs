@@ -2,7 +2,7 @@
 //! tests → progress → review → budget). A stage returns `Some(outcome)` when the run ended.
 
 use agents::roles::input::{
-    CodegenInput, CostInput, CoverageTask, PlannerInput, ProgressInput, ReviewInput,
+    CodegenInput, CommandTask, CostInput, CoverageTask, PlannerInput, ProgressInput, ReviewInput,
     TestRunnerInput, Usage,
 };
 use agents::roles::progress::{acceptance_passing, failures};
@@ -559,15 +559,23 @@ impl Engine {
             }
             self.stage = "codegen";
             self.event("iteration.started", serde_json::json!({"iteration": n}))?;
-            self.say(&format!(
-                "[iteration {n}/{}] codegen: REPLAY of the recorded session {}",
-                plan.iteration_cap,
-                self.session.display()
-            ));
+            let command = self.command_task();
+            match &command {
+                Some(c) => self.say(&format!(
+                    "[iteration {n}/{}] codegen: command driver runs `{}` confined as codegen, metered by the gateway",
+                    plan.iteration_cap,
+                    c.settings.argv.first().map_or("", String::as_str)
+                )),
+                None => self.say(&format!(
+                    "[iteration {n}/{}] codegen: REPLAY of the recorded session {}",
+                    plan.iteration_cap,
+                    self.session.display()
+                )),
+            }
             let input = CodegenInput {
                 session: self.session.clone(),
                 worktree: work.clone(),
-                command: None,
+                command,
             };
             let task = self.task(&input)?;
             let reply = match self
@@ -853,6 +861,41 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// The `command` driver's task when roles.yaml drives codegen with a CLI: the FR as its task
+    /// text, killed when the run's wall clock runs out.
+    fn command_task(&self) -> Option<CommandTask> {
+        let policy = self.policy.roles.role(RoleName::Codegen)?;
+        if policy.driver != protocol::roles::Driver::Command {
+            return None;
+        }
+        let fr = &self.policy.fr;
+        let mut task = format!(
+            "{}: {}\n\n{}\nChange only these files: {}.\n",
+            fr.id,
+            fr.title,
+            fr.objective.trim_end(),
+            fr.paths.outputs.join(", ")
+        );
+        for a in &fr.acceptance {
+            task.push_str(&format!(
+                "Acceptance {}: {} (test `{}` run by `{}`).\n",
+                a.id, a.description, a.test.name, a.test.command
+            ));
+        }
+        let left = self
+            .shared
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        Some(CommandTask {
+            settings: policy.command.clone()?,
+            task,
+            timeout_s: left.min(policy.limits.wall_seconds).max(1),
+        })
     }
 }
 

@@ -1,0 +1,366 @@
+//! The run's model gateway, as the launcher wires it (roles.yaml `gateway:`).
+//!
+//! Cost-control owns the gateway: it runs in cost-control's process (see
+//! `agents::roles::cost_gateway`) for the run's lifetime, so the upstream key is read by
+//! cost-control's OS user alone and lives in no other process. Cost-control keeps its own network
+//! namespace (loopback only, every TCP connect denied by Landlock): it reaches the upstream through
+//! the *egress bridge*, a unix socket in a directory only cost-control's user can enter, which this
+//! orchestrator process forwards, byte for byte, to the one `host:port` roles.yaml names. A role
+//! whose roles.yaml network is `gateway` (codegen) gets the gateway's socket directory bound into
+//! its root, the per-run token and one loopback TCP port for its relay — never the key.
+//!
+//! | path (run volume)              | owner        | who sees it                         |
+//! |--------------------------------|--------------|-------------------------------------|
+//! | `gateway/socket/gateway.sock`  | cost-control | cost-control (rw), codegen (bound)  |
+//! | `gateway/egress/upstream.sock` | orchestrator | cost-control only (dir 0700)        |
+//! | `gateway/egress/launch.json`   | cost-control | cost-control only (0400): token etc |
+//! | `<state>/gateway/ledger.db`    | cost-control | cost-control (the month's spend)    |
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use agents::gateway::launch::{
+    GatewayLaunch, CONFIG_ENV, RELAY_PORT_ENV, SOCKET_ENV, SOCKET_NAME, TOKEN_ENV,
+};
+use agents::gateway::token::RunToken;
+use agents::gateway::GatewayConfig;
+use protocol::roles::{Budgets, GatewaySettings, RoleName};
+use sandbox::plan::{Identity, Network};
+
+/// Wiring the gateway for a role failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayWiringError {
+    /// The upstream base URL is not `http://host:port[/prefix]`.
+    #[error("roles.yaml gateway.upstream.base_url `{0}`: expected http://host:port[/prefix] (https: a TLS-terminating forwarder on the host's loopback)")]
+    BaseUrl(String),
+    /// A directory or file could not be prepared.
+    #[error("prepare {path} for the gateway: {source}")]
+    Prepare {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The launch file could not be serialised.
+    #[error("serialise the gateway launch file: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// What a role gets from the gateway wiring, added to its sandbox plan.
+#[derive(Debug, Default)]
+pub struct RoleWiring {
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Extra read-only paths.
+    pub read: Vec<PathBuf>,
+    /// Extra writable paths.
+    pub write: Vec<PathBuf>,
+    /// The network the role gets (`None`: loopback only).
+    pub network: Option<Network>,
+    /// TCP ports Landlock allows (the relay's).
+    pub tcp_ports: Vec<u16>,
+}
+
+/// The run's gateway wiring (one per launcher, so per run).
+#[derive(Debug)]
+pub struct RunGateway {
+    settings: GatewaySettings,
+    budgets: Budgets,
+    token: String,
+    root: PathBuf,
+    ledger_dir: PathBuf,
+    upstream: (String, String),
+    bridge: Mutex<Option<EgressBridge>>,
+}
+
+impl RunGateway {
+    /// The wiring for a run whose volume is `volume` (`<state>/runs/<id>/volume`).
+    pub fn new(
+        settings: &GatewaySettings,
+        budgets: Budgets,
+        volume: &Path,
+    ) -> Result<Self, GatewayWiringError> {
+        let upstream = parse_http(&settings.upstream.base_url)
+            .ok_or_else(|| GatewayWiringError::BaseUrl(settings.upstream.base_url.clone()))?;
+        let state = volume.ancestors().nth(3).unwrap_or(volume);
+        Ok(Self {
+            settings: settings.clone(),
+            budgets,
+            token: RunToken::generate().as_str().to_owned(),
+            root: volume.join("gateway"),
+            ledger_dir: state.join("gateway"),
+            upstream,
+            bridge: Mutex::new(None),
+        })
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.root.join("socket")
+    }
+
+    fn egress_dir(&self) -> PathBuf {
+        self.root.join("egress")
+    }
+
+    /// The wiring of `role` (`gateway_network`: its roles.yaml network is `gateway`), as the
+    /// user `identity` (cost-control's user is `cost`).
+    pub fn wire(
+        &self,
+        role: RoleName,
+        run_id: &str,
+        gateway_network: bool,
+        cost: Option<Identity>,
+    ) -> Result<RoleWiring, GatewayWiringError> {
+        let socket_dir = self.socket_dir();
+        prepare_dir(&self.root, None, 0o755)?;
+        prepare_dir(&socket_dir, cost, 0o755)?;
+        if role == RoleName::CostControl {
+            return self.wire_cost_control(run_id, cost);
+        }
+        if !gateway_network {
+            return Ok(RoleWiring::default());
+        }
+        Ok(RoleWiring {
+            env: vec![
+                (
+                    SOCKET_ENV.to_owned(),
+                    socket_dir.join(SOCKET_NAME).display().to_string(),
+                ),
+                (TOKEN_ENV.to_owned(), self.token.clone()),
+                (
+                    RELAY_PORT_ENV.to_owned(),
+                    self.settings.relay_port.to_string(),
+                ),
+            ],
+            network: Some(Network::Gateway { socket: socket_dir }),
+            tcp_ports: vec![self.settings.relay_port],
+            ..RoleWiring::default()
+        })
+    }
+
+    fn wire_cost_control(
+        &self,
+        run_id: &str,
+        cost: Option<Identity>,
+    ) -> Result<RoleWiring, GatewayWiringError> {
+        let egress = self.egress_dir();
+        prepare_dir(&egress, cost, 0o700)?;
+        prepare_dir(&self.ledger_dir, cost, 0o700)?;
+        let key = PathBuf::from(&self.settings.upstream.api_key_file);
+        // The upstream key: readable by cost-control's user alone.
+        if let Some(id) = cost {
+            std::os::unix::fs::chown(&key, Some(id.uid), Some(id.gid)).map_err(prep(&key))?;
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400))
+            .map_err(prep(&key))?;
+        let upstream_sock = egress.join("upstream.sock");
+        {
+            let mut bridge = self.bridge.lock().unwrap_or_else(|p| p.into_inner());
+            if bridge.is_none() {
+                *bridge = Some(EgressBridge::start(
+                    &upstream_sock,
+                    self.upstream.0.clone(),
+                    cost,
+                )?);
+            }
+        }
+        let launch = GatewayLaunch {
+            config: GatewayConfig::from_settings(
+                &self.settings,
+                format!("unix:{}:{}", upstream_sock.display(), self.upstream.1),
+            ),
+            run_id: run_id.to_owned(),
+            socket: self.socket_dir().join(SOCKET_NAME),
+            ledger_db: self.ledger_dir.join("ledger.db"),
+            month: agents::gateway::ledger::current_month(),
+            budgets: self.budgets,
+            token: self.token.clone(),
+        };
+        let file = egress.join("launch.json");
+        write_private(&file, &serde_json::to_vec_pretty(&launch)?, cost)?;
+        Ok(RoleWiring {
+            env: vec![(CONFIG_ENV.to_owned(), file.display().to_string())],
+            read: vec![key],
+            write: vec![self.socket_dir(), egress, self.ledger_dir.clone()],
+            network: None,
+            tcp_ports: vec![],
+        })
+    }
+}
+
+/// `http://host:port/prefix` → (`host:port`, `/prefix`).
+fn parse_http(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (_, port) = authority.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    Some((
+        authority.to_owned(),
+        prefix.trim_end_matches('/').to_owned(),
+    ))
+}
+
+fn prep(path: &Path) -> impl Fn(std::io::Error) -> GatewayWiringError + '_ {
+    move |source| GatewayWiringError::Prepare {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn prepare_dir(dir: &Path, owner: Option<Identity>, mode: u32) -> Result<(), GatewayWiringError> {
+    std::fs::create_dir_all(dir).map_err(prep(dir))?;
+    if let Some(id) = owner {
+        std::os::unix::fs::chown(dir, Some(id.uid), Some(id.gid)).map_err(prep(dir))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(prep(dir))
+}
+
+fn write_private(
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<Identity>,
+) -> Result<(), GatewayWiringError> {
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o400)
+        .open(path)
+        .map_err(prep(path))?;
+    f.write_all(bytes).map_err(prep(path))?;
+    if let Some(id) = owner {
+        std::os::unix::fs::chown(path, Some(id.uid), Some(id.gid)).map_err(prep(path))?;
+    }
+    Ok(())
+}
+
+/// Forwards connections on a unix socket to one TCP `host:port` (cost-control's only way out).
+/// Stops accepting when dropped.
+#[derive(Debug)]
+pub struct EgressBridge {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl EgressBridge {
+    /// Listen on `path` (mode 0600, owned by `owner`) and forward each connection to `target`.
+    pub fn start(
+        path: &Path,
+        target: String,
+        owner: Option<Identity>,
+    ) -> Result<Self, GatewayWiringError> {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).map_err(prep(path))?;
+        if let Some(id) = owner {
+            std::os::unix::fs::chown(path, Some(id.uid), Some(id.gid)).map_err(prep(path))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(prep(path))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("gateway-egress".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if flag.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(unix) = conn else { continue };
+                    let target = target.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("gateway-egress-conn".into())
+                        .spawn(move || pipe(unix, &target));
+                }
+            })
+            .map_err(prep(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            stop,
+        })
+    }
+}
+
+impl Drop for EgressBridge {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept loop so it sees the flag.
+        let _ = UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn pipe(unix: UnixStream, target: &str) {
+    let tcp = match TcpStream::connect(target) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target, error = %e, "gateway egress cannot reach the upstream");
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let (Ok(mut unix_r), Ok(mut tcp_w)) = (unix.try_clone(), tcp.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut unix_r, &mut tcp_w);
+        let _ = tcp_w.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut tcp_r, mut unix_w) = (tcp, unix);
+    let _ = std::io::copy(&mut tcp_r, &mut unix_w);
+    let _ = unix_w.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn base_urls_parse_to_authority_and_prefix() {
+        assert_eq!(
+            parse_http("http://127.0.0.1:4000/v1/"),
+            Some(("127.0.0.1:4000".into(), "/v1".into()))
+        );
+        assert_eq!(
+            parse_http("http://h:80"),
+            Some(("h:80".into(), String::new()))
+        );
+        assert_eq!(parse_http("https://api.openai.com/v1"), None);
+        assert_eq!(parse_http("http://noport/v1"), None);
+    }
+
+    #[test]
+    fn the_egress_bridge_forwards_bytes_both_ways_and_stops_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = upstream.local_addr().unwrap().to_string();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf.map(|b| b.to_ascii_uppercase())).unwrap();
+        });
+        let sock = dir.path().join("up.sock");
+        let bridge = EgressBridge::start(&sock, addr, None).unwrap();
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"HELLO");
+        echo.join().unwrap();
+        drop(bridge);
+        assert!(!sock.exists());
+        assert!(UnixStream::connect(&sock).is_err());
+    }
+}
