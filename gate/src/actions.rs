@@ -160,7 +160,8 @@ impl Gate {
     /// returns (ref, tip).
     fn fetch_agent(&self, git: &Git, run: &str) -> Result<(String, String), ActionError> {
         let bundle = self.state.run_dir(run)?.join("agent.bundle");
-        if !bundle.is_file() {
+        let plain_file = std::fs::symlink_metadata(&bundle).is_ok_and(|m| m.file_type().is_file());
+        if !plain_file {
             return Err(ActionError::NoBundle {
                 run: run.to_owned(),
                 path: bundle,

@@ -1,5 +1,6 @@
 //! Calling the gate as a separate process (what the orchestrator and the run engine do): the
-//! `orchestrate-gate` binary next to the caller's own executable, its one-line JSON report on
+//! gate `orchestrate setup` installed for the state directory (set-id to the gate's user), else
+//! the `orchestrate-gate` binary next to the caller's own executable; its one-line JSON report on
 //! stdout, its exit code (0 pass, 1 fail or hold, 2 invalid input, 5 internal error).
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,14 @@ pub enum ClientError {
     /// The caller's own executable path is unknown.
     #[error("locating the current executable: {0}")]
     CurrentExe(#[source] std::io::Error),
+    /// Opening a run's artifacts directory to the gate failed.
+    #[error("opening {path} to the gate: {source}")]
+    Artifacts {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// Spawning failed.
     #[error("running {path}: {source}")]
     Spawn {
@@ -58,6 +67,62 @@ pub enum ClientError {
         /// Cause.
         source: serde_json::Error,
     },
+}
+
+/// Where `orchestrate setup` installs the gate for a state directory (see
+/// `sandbox::setup::installed_gate_path`; the same relative path).
+pub fn installed_path(state: &Path) -> PathBuf {
+    state.join("bin").join(GATE_BIN)
+}
+
+/// The installed gate of `state`, when setup installed one: a regular file (not a symlink)
+/// carrying the set-user-id bit, owned by somebody other than root.
+pub fn installed(state: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let path = installed_path(state);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    let set_uid = meta.mode() & 0o4000 != 0;
+    (meta.file_type().is_file() && set_uid && meta.uid() != 0).then_some(path)
+}
+
+/// The gate to run for `state`: the one setup installed (set-id to the gate's user) when there
+/// is one, else [`locate`].
+pub fn locate_for(state: &Path) -> Result<PathBuf, ClientError> {
+    match installed(state) {
+        Some(p) => Ok(p),
+        None => locate(),
+    }
+}
+
+/// Opens the run's `artifacts/` directory to the installed gate's group (set-gid directory,
+/// 2770), so the gate, running as its own user, can write its decisions there. A no-op when
+/// no gate is installed for `state` (the gate then runs as its caller). Called by whoever
+/// owns the run directory (the orchestrator) before it first hands the run to the gate.
+pub fn open_artifacts_to_gate(state: &Path, run: &str) -> Result<(), ClientError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Some(gate) = installed(state) else {
+        return Ok(());
+    };
+    crate::layout::check_run_id(run).map_err(|e| ClientError::Artifacts {
+        path: state.join("runs"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+    })?;
+    let dir = state.join("runs").join(run).join("artifacts");
+    let err = |source| ClientError::Artifacts {
+        path: dir.clone(),
+        source,
+    };
+    let gid = std::fs::metadata(&gate).map_err(err)?.gid();
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let meta = std::fs::symlink_metadata(&dir).map_err(err)?;
+    if !meta.file_type().is_dir() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a directory (symlinks are refused)",
+        )));
+    }
+    std::os::unix::fs::lchown(&dir, None, Some(gid)).map_err(err)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)).map_err(err)
 }
 
 /// The gate binary: next to the current executable (the install puts them side by side; cargo
@@ -137,7 +202,8 @@ pub fn audit_event(o: &Outcome) -> (String, serde_json::Value) {
 
 /// `orchestrate-gate promote --state STATE --run RUN`: what the run engine calls after review.
 pub fn promote(state: &Path, run: &str) -> Result<GateReport, ClientError> {
-    let bin = locate()?;
+    let bin = locate_for(state)?;
+    open_artifacts_to_gate(state, run)?;
     let s = state.to_string_lossy();
     invoke(&bin, &["promote", "--state", &s, "--run", run])
 }
@@ -146,7 +212,7 @@ pub fn promote(state: &Path, run: &str) -> Result<GateReport, ClientError> {
 /// repository from the engineer's repository at the run's base commit if it does not exist yet
 /// (a no-op otherwise). The run engine calls it once before the first promotion.
 pub fn init(state: &Path, seed: &Path, rev: &str) -> Result<(), ClientError> {
-    let bin = locate()?;
+    let bin = locate_for(state)?;
     let s = state.to_string_lossy();
     let r = seed.to_string_lossy();
     let (code, _, stderr) = run_raw(&bin, &["init", "--state", &s, "--seed", &r, "--rev", rev])?;

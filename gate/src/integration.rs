@@ -153,11 +153,16 @@ pub fn init(path: &Path, seed: &Seed, owner: Option<Owner>) -> Result<String, In
             rev: seed.rev.clone(),
         })?;
     let src = seed.source_repo.to_string_lossy().into_owned();
+    // The seed belongs to the engineer, not to the gate's user. The upload-pack that git starts
+    // for it does not inherit `-c` options (git clears them for the other repository), so the
+    // trust goes on its own command line; upload-pack only reads from the one path it is given
+    // and is what git serves untrusted repositories with.
     let src_trust = format!("safe.directory={src}");
     git.run(&[
         "-c",
         &src_trust,
         "fetch",
+        "--upload-pack=git -c 'safe.directory=*' upload-pack",
         "--no-tags",
         "--no-write-fetch-head",
         "--quiet",

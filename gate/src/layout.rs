@@ -100,15 +100,30 @@ pub fn check_run_id(run: &str) -> Result<(), LayoutError> {
     }
 }
 
+/// Reads a file without following a symlink in its place: the run directory belongs to the
+/// orchestrator's user, and a set-id gate must not read a file of its own (its key) through a
+/// link planted there.
+fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, LayoutError> {
-    std::fs::read(path).map_err(|source| LayoutError::Read {
+    read_nofollow(path).map_err(|source| LayoutError::Read {
         path: path.to_owned(),
         source,
     })
 }
 
 fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, LayoutError> {
-    match std::fs::read(path) {
+    match read_nofollow(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(LayoutError::Read {
@@ -138,7 +153,13 @@ impl StateDir {
     pub fn run_dir(&self, run: &str) -> Result<PathBuf, LayoutError> {
         check_run_id(run)?;
         let dir = self.root.join("runs").join(run);
-        if dir.is_dir() {
+        // A real directory, not a symlink to somewhere the gate can write or read.
+        let real_dir =
+            |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir());
+        let artifacts = dir.join("artifacts");
+        let absent_or_dir =
+            std::fs::symlink_metadata(&artifacts).map_or(true, |m| m.file_type().is_dir());
+        if real_dir(&dir) && absent_or_dir {
             Ok(dir)
         } else {
             Err(LayoutError::NoRun(dir))

@@ -17,6 +17,7 @@ pub mod integration;
 pub mod layout;
 pub mod policy;
 pub mod receipt;
+pub mod setuid;
 pub mod sign;
 
 pub use actions::{ActionError, Gate, Moved, Outcome};

@@ -12,9 +12,10 @@ use clap::{Parser, Subcommand};
 use gate::actions::{ensure_integration, ActionError};
 use gate::client::GateReport;
 use gate::decision::{Action, Verdict};
-use gate::identity::{lookup_user, Caller};
+use gate::identity::lookup_user;
 use gate::integration::{Owner, Seed};
 use gate::layout::LayoutError;
+use gate::setuid::{self, Invocation};
 use gate::{receipt, Gate};
 
 /// The promotion gate: the only process that moves `staging` and `main`.
@@ -83,8 +84,16 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Before anything else reads the environment or opens a file (see gate::setuid).
+    let inv = match setuid::harden() {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("orchestrate-gate: error: {e}");
+            return ExitCode::from(5);
+        }
+    };
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.command, &inv) {
         Ok(code) => code,
         Err((code, msg)) => {
             eprintln!("orchestrate-gate: error: {msg}");
@@ -149,50 +158,16 @@ fn report(
     Ok(ExitCode::from(if verdict == Verdict::Pass { 0 } else { 1 }))
 }
 
-/// Installed set-user-id to the gate's user, the gate runs with the caller's real uid and the
-/// gate's effective uid: then the caller also chose `--state`, so that directory, its `keys/`
-/// and `integration.git` must belong to root or the gate and be writable by nobody else —
-/// otherwise a caller could point the gate at keys of their own making (or at a symlink to the
-/// real integration repository) and have it sign and promote.
-fn trusted_state(state: &std::path::Path) -> Result<(), (u8, String)> {
-    use std::os::unix::fs::MetadataExt as _;
-    let (ruid, euid) = (
-        nix::unistd::getuid().as_raw(),
-        nix::unistd::geteuid().as_raw(),
-    );
-    if ruid == euid {
-        return Ok(());
-    }
-    for p in [
-        state.to_path_buf(),
-        state.join("keys"),
-        state.join("keys/gate"),
-        state.join("integration.git"),
-    ] {
-        let meta = std::fs::symlink_metadata(&p)
-            .map_err(|e| (2, format!("set-uid gate: {}: {e}", p.display())))?;
-        let owner_ok = meta.uid() == 0 || meta.uid() == euid;
-        if meta.file_type().is_symlink() || !owner_ok || meta.mode() & 0o022 != 0 {
-            return Err((
-                2,
-                format!(
-                    "set-uid gate: {} must be a directory owned by root or the gate and \
-                     writable by nobody else",
-                    p.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn run(cmd: Cmd) -> Result<ExitCode, (u8, String)> {
+fn run(cmd: Cmd, inv: &Invocation) -> Result<ExitCode, (u8, String)> {
     let state = match &cmd {
         Cmd::Init { state, .. } | Cmd::Promote(RunArgs { state, .. }) => state,
         Cmd::Approve(a) | Cmd::Rollback(a) => &a.state,
         Cmd::Reject { run, .. } | Cmd::Receipt { run, .. } => &run.state,
     };
-    trusted_state(state)?;
+    if inv.set_id {
+        setuid::trusted_state(state, inv.gate_uid).map_err(|e| (2, e.to_string()))?;
+    }
+    let caller = &inv.caller;
     match cmd {
         Cmd::Init {
             state,
@@ -201,7 +176,24 @@ fn run(cmd: Cmd) -> Result<ExitCode, (u8, String)> {
             dev,
             owner,
         } => {
+            if inv.set_id && !setuid::may_seed(&state, caller.uid) {
+                return Err((
+                    2,
+                    format!(
+                        "set-id gate: {} may not create the integration repository (root or \
+                         the owner of {} may)",
+                        caller.display(),
+                        state.join("runs").display()
+                    ),
+                ));
+            }
             let owner = match owner {
+                // Set-id, the gate is its own user already: what it creates is the gate's;
+                // `secure_tree` then takes every group/other write bit away.
+                _ if inv.set_id => Some(Owner {
+                    uid: inv.gate_uid,
+                    gid: nix::unistd::getegid().as_raw(),
+                }),
                 Some(name) => {
                     let (uid, gid) =
                         lookup_user(&name).ok_or((2, format!("no OS user `{name}`")))?;
@@ -225,21 +217,17 @@ fn run(cmd: Cmd) -> Result<ExitCode, (u8, String)> {
             report(&a.run, Action::PromoteStaging, o)
         }
         Cmd::Approve(a) => {
-            let o = Gate::new(&a.state)
-                .approve(&a.run, &Caller::invoking())
-                .map_err(fail)?;
+            let o = Gate::new(&a.state).approve(&a.run, caller).map_err(fail)?;
             report(&a.run, Action::ApproveMain, o)
         }
         Cmd::Reject { run: a, reason } => {
             let o = Gate::new(&a.state)
-                .reject(&a.run, &Caller::invoking(), &reason)
+                .reject(&a.run, caller, &reason)
                 .map_err(fail)?;
             report(&a.run, Action::Reject, vec![o])
         }
         Cmd::Rollback(a) => {
-            let o = Gate::new(&a.state)
-                .rollback(&a.run, &Caller::invoking())
-                .map_err(fail)?;
+            let o = Gate::new(&a.state).rollback(&a.run, caller).map_err(fail)?;
             report(&a.run, Action::Rollback, o)
         }
         Cmd::Receipt {

@@ -168,5 +168,5 @@ fn installed_set_uid_the_gate_refuses_a_state_directory_the_caller_controls() {
     std::os::unix::fs::chown(&evil_state, Some(caller), Some(caller)).unwrap();
     let refused = run_as(&evil_state);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("set-uid gate"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("set-id gate"));
 }

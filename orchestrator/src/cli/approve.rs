@@ -107,6 +107,13 @@ pub(super) fn resolve_run(state: &Path, arg: &str) -> Result<String, GateCmdErro
     if gate::layout::check_run_id(arg).is_ok() && state.join("runs").join(arg).is_dir() {
         return Ok(arg.to_owned());
     }
+    // An approver who is not the orchestrator's user cannot list `<state>/runs` (0750,
+    // orchestrator and gate only): a full run id then goes to the gate, which can, as is.
+    let runs_closed = std::fs::read_dir(state.join("runs"))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    if runs_closed && looks_like_run_id(arg) {
+        return Ok(arg.to_owned());
+    }
     let store = Store::open_existing(state).map_err(|_| no_run())?;
     let runs = store.runs().map_err(|_| no_run())?;
     runs.into_iter()
@@ -116,6 +123,23 @@ pub(super) fn resolve_run(state: &Path, arg: &str) -> Result<String, GateCmdErro
         .ok_or_else(no_run)
 }
 
+/// `<FR-id>-<yyyymmddThhmmss>-<4 hex>` (INTERFACES.md), as opposed to an FR id.
+fn looks_like_run_id(arg: &str) -> bool {
+    if gate::layout::check_run_id(arg).is_err() {
+        return false;
+    }
+    let parts: Vec<&str> = arg.rsplitn(3, '-').collect();
+    let [hex, stamp, fr] = parts.as_slice() else {
+        return false;
+    };
+    let stamp_ok = stamp.len() == 15
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            _ => b.is_ascii_digit(),
+        });
+    !fr.is_empty() && stamp_ok && hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Runs `orchestrate-gate <action> --state S --run R <extra>` and returns its report.
 pub(super) fn call_gate(
     state: &Path,
@@ -123,11 +147,51 @@ pub(super) fn call_gate(
     run: &str,
     extra: &[&str],
 ) -> Result<GateReport, GateCmdError> {
-    let bin = gate::client::locate().map_err(GateCmdError::Gate)?;
+    let bin = gate::client::locate_for(state).map_err(GateCmdError::Gate)?;
     let s = state.to_string_lossy();
     let mut args = vec![action, "--state", &s, "--run", run];
     args.extend_from_slice(extra);
     gate::client::invoke(&bin, &args).map_err(GateCmdError::Gate)
+}
+
+/// Whether this process may write the audit database: an approver who is not the
+/// orchestrator's user cannot (setup makes it 0600), and the gate's decision then stands on its
+/// own (signed, in the run directory) while the audit event waits for the orchestrator.
+fn audit_writable(state: &Path) -> bool {
+    let db = state.join(crate::state::DB_FILE);
+    if db.exists() {
+        access(&db, libc::W_OK)
+    } else {
+        access(state, libc::W_OK | libc::X_OK)
+    }
+}
+
+/// `access(2)`: whether the real uid may `mode` the path.
+fn access(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; access only reads it.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
+}
+
+/// [`record`], or a printed warning when this user cannot write the audit database.
+pub(super) fn record_or_warn(
+    out: &Output,
+    state: &Path,
+    report: &GateReport,
+) -> Result<(), GateCmdError> {
+    if audit_writable(state) {
+        return record(state, report);
+    }
+    tracing::warn!(run = %report.run_id, "audit database not writable by this user");
+    out.line(format!(
+        "warning: {} is not writable by you: the gate's decision is signed and stored in the run \
+         directory, but no audit event was appended",
+        state.join(crate::state::DB_FILE).display()
+    ));
+    Ok(())
 }
 
 /// Appends one `gate.<action>` audit event per decision the gate wrote.
@@ -189,7 +253,7 @@ pub fn run(ctx: &Context, out: &Output, args: &ApproveArgs) -> Result<ExitCode, 
     let state = ctx.state_dir()?;
     let run = resolve_run(&state, &args.run)?;
     let report = call_gate(&state, "approve", &run, &[])?;
-    record(&state, &report)?;
+    record_or_warn(out, &state, &report)?;
     let code = print(out, &report);
     if code == ExitCode::Ok && args.update_local {
         let repo = ctx.repo()?;

@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::approve::{call_gate, print, record, resolve_run, GateCmdError};
+use super::approve::{call_gate, print, record_or_warn, resolve_run, GateCmdError};
 use super::context::Context;
 use super::exit::ExitCode;
 use super::output::Output;
@@ -24,6 +24,6 @@ pub fn run(ctx: &Context, out: &Output, args: &RollbackArgs) -> Result<ExitCode,
     let state = ctx.state_dir()?;
     let run = resolve_run(&state, &args.run)?;
     let report = call_gate(&state, "rollback", &run, &[])?;
-    record(&state, &report)?;
+    record_or_warn(out, &state, &report)?;
     Ok(print(out, &report))
 }

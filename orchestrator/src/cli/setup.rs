@@ -2,6 +2,10 @@
 //! group per role of roles.yaml plus the gate's and the orchestrator's, the state directory with
 //! its owners and modes, and one ed25519 key pair per principal. `--remove` undoes it.
 //!
+//! It also installs the promotion gate as `<state>/bin/orchestrate-gate`, set-uid and set-gid to
+//! the gate's user (a copy of the `orchestrate-gate` next to this binary), so the gate runs as
+//! its own user whoever calls it; `--remove` deletes that copy before the gate's user goes.
+//!
 //! The work is in `sandbox::setup` (plan as data, then apply); this file reads
 //! roles.yaml, picks the action and prints. Without root the command refuses with exit 3
 //! (containment unavailable): the identity layer cannot be prepared, which is the same verdict
@@ -134,13 +138,29 @@ pub fn run(ctx: &Context, out: &Output, args: &SetupArgs) -> Result<ExitCode, Se
         state_dir: state_dir.clone(),
         db_file: crate::state::DB_FILE.to_owned(),
     };
-    let plan = sandbox_setup::plan(&spec).map_err(SetupCliError::Plan)?;
+    let mut plan = sandbox_setup::plan(&spec).map_err(SetupCliError::Plan)?;
+    // The gate is installed set-id to its own user (see gate::setuid): a copy of the
+    // orchestrate-gate built with this orchestrate. Without one there is nothing to install and
+    // the gate keeps running as whoever calls it; that is said, never silent.
+    let gate_missing = match gate::client::locate() {
+        Ok(source) => {
+            sandbox_setup::add_gate_binary(&mut plan, &spec, source);
+            None
+        }
+        Err(e) => Some(e),
+    };
     let action = if args.remove {
         "setup --remove"
     } else {
         "setup"
     };
     let options = RemoveOptions { purge: args.purge };
+    if let (Some(e), false) = (&gate_missing, args.remove) {
+        tracing::warn!(error = %e, "gate binary not found: not installed");
+        out.line(format!(
+            "warning: {e}: the gate is not installed as its own user and runs as its caller"
+        ));
+    }
 
     if args.dry_run {
         let (lines, value) = if args.remove {

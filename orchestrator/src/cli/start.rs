@@ -155,6 +155,11 @@ pub fn run(ctx: &Context, out: &Output, args: &StartArgs) -> Result<ExitCode, St
 /// gate's report goes to stderr, so stdout stays one document.
 fn promote(out: &Output, repo: &Path, state: &Path, s: &Summary) -> ExitCode {
     let report = seed_integration(repo, state, &s.dir)
+        .and_then(|()| {
+            // An installed gate runs as its own user: it needs to write its decisions here.
+            gate::client::open_artifacts_to_gate(state, &s.run_id)
+                .map_err(super::approve::GateCmdError::Gate)
+        })
         .and_then(|()| super::approve::call_gate(state, "promote", &s.run_id, &[]));
     let report = match report {
         Ok(r) => r,

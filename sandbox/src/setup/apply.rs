@@ -8,6 +8,7 @@ use super::accounts::{
     add_group, add_user, is_root, lookup_group, lookup_user, require_group, require_user,
 };
 use super::fsops::{check_ancestors, ensure_dir, restrict_if_present};
+use super::gate_bin::ensure_gate_binary;
 use super::keys::ensure_key_pair;
 use super::plan::{Owner, SetupPlan, Step};
 use super::SetupError;
@@ -139,6 +140,16 @@ pub fn apply(plan: &SetupPlan) -> Result<SetupReport, SetupError> {
             Step::RestrictIfPresent { path, mode } => {
                 let change = restrict_if_present(path, *mode)?;
                 report.push(format!("file {}", path.display()), change);
+            }
+            Step::GateBinary {
+                source,
+                path,
+                owner,
+                mode,
+            } => {
+                let (uid, gid) = resolve(owner)?;
+                let change = ensure_gate_binary(source, path, uid, gid, *mode)?;
+                report.push(format!("gate binary {}", path.display()), change);
             }
             Step::KeyPair { label, dir, owner } => {
                 let (uid, gid) = resolve(owner)?;

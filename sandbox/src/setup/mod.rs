@@ -10,6 +10,7 @@
 mod accounts;
 mod apply;
 mod fsops;
+mod gate_bin;
 mod keys;
 mod plan;
 mod remove;
@@ -20,6 +21,9 @@ use std::process::ExitStatus;
 
 pub use accounts::{is_root, lookup_group, lookup_user, Account};
 pub use apply::{apply, Change, ReportItem, SetupReport};
+pub use gate_bin::{
+    add_gate_binary, installed_gate_path, GATE_BIN_DIR, GATE_BIN_MODE, GATE_BIN_NAME,
+};
 pub use keys::{read_private_key, read_public_key};
 pub use plan::{
     plan, Owner, SetupPlan, SetupSpec, Step, GATE_LABEL, NOLOGIN, NO_HOME, ORCHESTRATOR_LABEL,
@@ -169,6 +173,14 @@ pub enum SetupError {
     #[error("writing key {path:?}: {source}")]
     KeyWrite {
         /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Copying the gate binary into place (or reading its source) failed.
+    #[error("installing the gate at {path:?}: {source}")]
+    GateInstall {
+        /// The file or directory.
         path: PathBuf,
         /// The error.
         source: io::Error,

@@ -110,6 +110,18 @@ pub enum Step {
         /// Permission bits it must have.
         mode: u32,
     },
+    /// The promotion gate installed as its own user: a copy of `source` at `path`, owned by
+    /// `owner`, with `mode` (set-uid and set-gid), replaced when its content differs.
+    GateBinary {
+        /// The `orchestrate-gate` binary to copy (next to the `orchestrate` binary).
+        source: PathBuf,
+        /// Where it is installed (`<state>/bin/orchestrate-gate`).
+        path: PathBuf,
+        /// Owner: the gate's user and group.
+        owner: Owner,
+        /// Permission bits, set-id bits included.
+        mode: u32,
+    },
     /// An ed25519 key pair in `dir`: `ed25519.key` (0400, `owner`) and `ed25519.pub` (0444,
     /// root, so no principal can swap the key others verify with).
     KeyPair {
@@ -157,6 +169,12 @@ impl fmt::Display for Step {
             Step::RestrictIfPresent { path, mode } => {
                 write!(f, "chmod {mode:04o} {} (if present; created by the orchestrator)", path.display())
             }
+            Step::GateBinary { source, path, owner, mode } => write!(
+                f,
+                "install {} as {} (owner {owner}, mode {mode:04o}: set-uid and set-gid, so the gate runs as its own user whoever calls it)",
+                source.display(),
+                path.display()
+            ),
             Step::KeyPair { label, dir, owner } => write!(
                 f,
                 "keygen ed25519 for {label}: {} (owner {owner}, mode 0400) + {} (owner root:root, mode 0444); kept if present",

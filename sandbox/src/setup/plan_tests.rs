@@ -216,6 +216,7 @@ fn removal_plan_deletes_keys_then_accounts_and_keeps_state_unless_purged() {
     assert_eq!(
         removal_plan(&p, RemoveOptions { purge: false }),
         vec![
+            "rm /var/lib/orchestrate/bin/orchestrate-gate (the set-id gate, before its user goes)",
             "rm -r /var/lib/orchestrate/keys",
             "userdel orch-run (only if its uid is a system uid)",
             "userdel orch-gate (only if its uid is a system uid)",
@@ -231,5 +232,31 @@ fn removal_plan_deletes_keys_then_accounts_and_keeps_state_unless_purged() {
             .last()
             .unwrap(),
         "rm -r /var/lib/orchestrate"
+    );
+}
+
+#[test]
+fn gate_install_is_a_root_dir_then_a_set_id_copy_owned_by_the_gate() {
+    let s = spec(&[("codegen", "orch-codegen")]);
+    let mut p = plan(&s).unwrap();
+    let before = p.steps.len();
+    add_gate_binary(&mut p, &s, PathBuf::from("/opt/o/orchestrate-gate"));
+    assert_eq!(
+        p.steps[before..],
+        [
+            dir("/var/lib/orchestrate/bin", Owner::root(), 0o755),
+            Step::GateBinary {
+                source: PathBuf::from("/opt/o/orchestrate-gate"),
+                path: PathBuf::from("/var/lib/orchestrate/bin/orchestrate-gate"),
+                owner: Owner::same("orch-gate"),
+                mode: 0o6755,
+            },
+        ]
+    );
+    assert_eq!(
+        p.steps[before + 1].to_string(),
+        "install /opt/o/orchestrate-gate as /var/lib/orchestrate/bin/orchestrate-gate (owner \
+         orch-gate:orch-gate, mode 6755: set-uid and set-gid, so the gate runs as its own user \
+         whoever calls it)"
     );
 }

@@ -24,7 +24,13 @@ pub struct RemoveOptions {
 
 /// What `remove` would do, as the lines `--remove --dry-run` prints (pure; no lookups).
 pub fn removal_plan(plan: &SetupPlan, options: RemoveOptions) -> Vec<String> {
-    let mut lines = vec![format!("rm -r {}", plan.state_dir.join("keys").display())];
+    let mut lines = vec![
+        format!(
+            "rm {} (the set-id gate, before its user goes)",
+            super::gate_bin::installed_gate_path(&plan.state_dir).display()
+        ),
+        format!("rm -r {}", plan.state_dir.join("keys").display()),
+    ];
     for name in plan.users().into_iter().rev() {
         lines.push(format!("userdel {name} (only if its uid is a system uid)"));
     }
@@ -53,6 +59,14 @@ pub fn remove(plan: &SetupPlan, options: RemoveOptions) -> Result<SetupReport, S
         return Err(SetupError::NotRoot(nix::unistd::geteuid().as_raw()));
     }
     let mut report = SetupReport::default();
+    // The set-id gate goes first, with the keys: its owner's uid is about to be freed.
+    let gate = super::gate_bin::installed_gate_path(&plan.state_dir);
+    let change = super::gate_bin::remove_gate_binary(&plan.state_dir)?;
+    report.push(format!("gate binary {}", gate.display()), change);
+    if let Some(bin) = gate.parent() {
+        // Left when something else was put there; setup only ever puts the gate in it.
+        let _ = fs::remove_dir(bin);
+    }
     let keys = plan.state_dir.join("keys");
     let change = remove_tree(&keys)?;
     report.push(format!("dir {}", keys.display()), change);
