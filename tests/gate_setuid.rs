@@ -471,7 +471,7 @@ fn promote_through_the_installed_gate_leaves_the_repository_to_the_gate_user() {
 
 /// `orchestrate --state-dir S approve RUN --json` run as (uid, gid) with no supplementary
 /// groups and a clean environment.
-fn approve_as(env: &Env, uid: u32, gid: u32, run: &str) -> Output {
+fn approve_as(env: &Env, uid: u32, gid: u32, run: &str, extra: &[&str]) -> Output {
     Command::new(bin("orchestrate"))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -481,6 +481,7 @@ fn approve_as(env: &Env, uid: u32, gid: u32, run: &str) -> Output {
         .arg("--state-dir")
         .arg(&env.state)
         .args(["approve", run, "--json"])
+        .args(extra)
         .uid(uid)
         .gid(gid)
         .output()
@@ -500,7 +501,7 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
     assert_eq!(env.promote(run).verdict, Verdict::Pass);
 
     let (out_uid, out_gid) = env.user("out");
-    let o = approve_as(&env, out_uid, out_gid, run);
+    let o = approve_as(&env, out_uid, out_gid, run, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let outsider = format!("{}out", env.prefix);
     assert!(
@@ -512,10 +513,38 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
     );
     assert_eq!(env.integration_ref("refs/heads/main"), base, "main moved");
 
+    // The approver's own clone, which --update-local fast-forwards from the gate's repository.
     let (appr_uid, appr_gid) = env.user("appr");
-    let o = approve_as(&env, appr_uid, appr_gid, run);
+    let clone = env.state.parent().unwrap().join("clone");
+    fixture::git(
+        env.state.parent().unwrap(),
+        &[
+            "clone",
+            "-q",
+            env.repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let st = Command::new("chown")
+        .args(["-R", &format!("{appr_uid}:{appr_gid}")])
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = approve_as(
+        &env,
+        appr_uid,
+        appr_gid,
+        run,
+        &["--update-local", "--repo", clone.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(env.integration_ref("refs/heads/main"), tip);
+    assert_eq!(
+        fixture::git(&clone, &["rev-parse", "main"]),
+        tip,
+        "clone's main"
+    );
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let d = &report["outcomes"][0]["decision"];
     assert_eq!(d["verdict"], "pass", "{report}");

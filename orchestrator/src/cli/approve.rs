@@ -302,6 +302,18 @@ pub fn update_local(repo: &Path, integration: &Path) -> Result<(), GateCmdError>
             &["remote", "add", "orchestrate", &url],
         )?;
     }
+    // The upload-pack git starts on the integration repository does not inherit `-c`
+    // options, and that repository belongs to the gate's user (installed set-id by setup): the
+    // remote's own upload-pack command carries the trust, for this one path, so a plain
+    // `git fetch orchestrate` in the clone works too.
+    if !url.contains('\'') {
+        let upload_pack = format!("git -c 'safe.directory={url}' upload-pack");
+        git(
+            repo,
+            "configuring remote orchestrate",
+            &["config", "remote.orchestrate.uploadpack", &upload_pack],
+        )?;
+    }
     git(
         repo,
         "fetching orchestrate",
