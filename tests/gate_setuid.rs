@@ -446,6 +446,12 @@ fn promote_through_the_installed_gate_leaves_the_repository_to_the_gate_user() {
     assert!(text(&out).contains("Permission denied"), "{}", text(&out));
     assert_eq!(env.integration_ref("refs/heads/staging"), tip);
 
+    // The receipt does not call the gate's identity into question.
+    let receipt = gate::receipt::build(&gate::Gate::new(&env.state), run, None).unwrap();
+    let all = receipt.uncertain.join("\n");
+    assert!(!all.contains("not installed as its own user"), "{all}");
+    assert!(!all.contains("owned by root"), "{all}");
+
     // Twin, the set-id layer off: without the set-uid bit the client runs the gate as its
     // caller (root here), and the next promotion writes root-owned files into the repository.
     std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -467,6 +473,9 @@ fn promote_through_the_installed_gate_leaves_the_repository_to_the_gate_user() {
         0,
         "staging rewritten by root"
     );
+    let receipt = gate::receipt::build(&gate::Gate::new(&env.state), run2, None).unwrap();
+    let all = receipt.uncertain.join("\n");
+    assert!(all.contains("not installed as its own user"), "{all}");
 }
 
 /// `orchestrate --state-dir S approve RUN --json` run as (uid, gid) with no supplementary

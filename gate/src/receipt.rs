@@ -219,6 +219,13 @@ fn environment_uncertain(gate: &Gate, run: &str, repo: &std::path::Path) -> Vec<
         }
         Err(e) => out.push(format!("integration repository unreadable: {e}")),
     }
+    if crate::client::installed(state.root()).is_none() {
+        out.push(
+            "the gate is not installed as its own user (`orchestrate setup` installs it set-id): \
+             it ran as whoever called it"
+                .to_owned(),
+        );
+    }
     if matches!(
         state.gate_key(run),
         Ok((_, crate::inputs::KeySource::PerRun))
