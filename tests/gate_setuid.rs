@@ -521,6 +521,24 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
         text(&o)
     );
     assert_eq!(env.integration_ref("refs/heads/main"), base, "main moved");
+    // Nor may the outsider drive the gate's orchestrator side (seed, promote): exit 2.
+    let installed = gate::client::installed(&env.state).unwrap();
+    for args in [
+        vec!["promote", "--run", run],
+        vec!["init", "--seed", "/", "--rev", "HEAD"],
+    ] {
+        let o = Command::new(&installed)
+            .args(&args)
+            .arg("--state")
+            .arg(&env.state)
+            .env_clear()
+            .uid(out_uid)
+            .gid(out_gid)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("may not"), "{}", text(&o));
+    }
 
     // The approver's own clone, which --update-local fast-forwards from the gate's repository.
     let (appr_uid, appr_gid) = env.user("appr");
@@ -570,6 +588,13 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
         Some(outsider.as_str())
     );
     assert_eq!(ds[2].decision.verdict, Verdict::Pass);
+
+    // setup --remove takes the set-id gate away with the gate's user; the state stays.
+    let o = env.orchestrate(&["setup", "--remove"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!gate::client::installed_path(&env.state).exists());
+    assert!(gate::identity::lookup_user(&format!("{}gate", env.prefix)).is_none());
+    assert!(env.integration().join("HEAD").is_file());
 }
 
 #[test]

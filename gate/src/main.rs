@@ -176,7 +176,7 @@ fn run(cmd: Cmd, inv: &Invocation) -> Result<ExitCode, (u8, String)> {
             dev,
             owner,
         } => {
-            if inv.set_id && !setuid::may_seed(&state, caller.uid) {
+            if inv.set_id && !setuid::is_orchestrator(&state, caller.uid) {
                 return Err((
                     2,
                     format!(
@@ -213,6 +213,17 @@ fn run(cmd: Cmd, inv: &Invocation) -> Result<ExitCode, (u8, String)> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Promote(a) => {
+            if inv.set_id && !setuid::is_orchestrator(&a.state, caller.uid) {
+                return Err((
+                    2,
+                    format!(
+                        "set-id gate: {} may not ask for a promotion (root or the owner of {} \
+                         may)",
+                        caller.display(),
+                        a.state.join("runs").display()
+                    ),
+                ));
+            }
             let o = Gate::new(&a.state).promote_run(&a.run).map_err(fail)?;
             report(&a.run, Action::PromoteStaging, o)
         }

@@ -168,10 +168,12 @@ pub fn trusted_state(state: &Path, gate_uid: u32) -> Result<(), SetuidError> {
     Ok(())
 }
 
-/// Who may seed the integration repository through a set-id gate: root, or the owner of
-/// `<state>/runs` (the orchestrator's user, as setup made it). Anybody else could otherwise
-/// create `main` from a repository of their choosing before the first run does.
-pub fn may_seed(state: &Path, caller_uid: u32) -> bool {
+/// Who may seed the integration repository or ask for a promotion through a set-id gate: root,
+/// or the owner of `<state>/runs` (the orchestrator's user, as setup made it). Anybody else could
+/// otherwise create `main` from a repository of their choosing before the first run does, or
+/// push a run to staging the orchestrator has not handed over (still only on a full pass).
+/// Humans approve, reject and roll back; their authority is checked against roles.yaml.
+pub fn is_orchestrator(state: &Path, caller_uid: u32) -> bool {
     caller_uid == 0
         || std::fs::symlink_metadata(state.join("runs"))
             .is_ok_and(|m| m.file_type().is_dir() && m.uid() == caller_uid)

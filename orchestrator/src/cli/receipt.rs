@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, _out: &Output, args: &ReceiptArgs) -> Result<ExitCode,
         .and_then(|s| s.head())
         .ok()
         .map(|h| h.to_string());
-    let bin = gate::client::locate().map_err(GateCmdError::Gate)?;
+    let bin = gate::client::locate_for(&state).map_err(GateCmdError::Gate)?;
     let s = state.to_string_lossy();
     let mut argv = vec!["receipt", "--state", &s, "--run", &run];
     if args.json {
