@@ -72,10 +72,23 @@ pub fn run_all(
                     Ok((bytes, cov)) => {
                         evidence.lcov = Some(bytes);
                         evidence.coverage = Some(cov);
+                        out
                     }
-                    Err(e) => evidence.coverage_error = Some(e),
+                    Err(e) => {
+                        evidence.coverage_error = Some(e);
+                        // The coverage tool failed before any test ran (not installed, no
+                        // llvm-tools): the tests still run plainly, without a coverage figure.
+                        let ran_tests =
+                            libtest::parse(&out.stdout, &out.stderr).cases().count() > 0;
+                        if ran_tests || out.exit_code.is_none() {
+                            out
+                        } else {
+                            report(command, &out);
+                            eprintln!("test-runner: no test ran under coverage; running `{command}` plainly");
+                            run_plain(command, &argv, tree, scratch)
+                        }
+                    }
                 }
-                out
             }
             None => run_plain(command, &argv, tree, scratch),
         };
@@ -286,4 +299,49 @@ fn merge(mut a: Parsed, b: Parsed) -> Parsed {
     a.suites.extend(b.suites);
     a.anomalies.extend(b.anomalies);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(base: &Path) -> CoverageTask {
+        CoverageTask {
+            base_tree: base.to_path_buf(),
+            timeout_s: 60,
+        }
+    }
+
+    #[test]
+    fn without_a_cargo_test_command_coverage_is_reported_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, ev) = run_all(
+            &["true".to_string()],
+            dir.path(),
+            &dir.path().join("scratch"),
+            1,
+            "c",
+            Some(&task(dir.path())),
+        );
+        assert_eq!(r.changed_lines_coverage_pct, None);
+        assert_eq!(r.commands[0].exit_code, Some(0));
+        assert!(ev.coverage_error.unwrap().contains("no `cargo test`"));
+        assert!(ev.lcov.is_none());
+        // The JUnit file is written and is what the evidence carries.
+        let junit = std::fs::read(dir.path().join("scratch/evidence/junit.xml")).unwrap();
+        assert_eq!(junit, ev.junit);
+    }
+
+    #[test]
+    fn merged_results_keep_every_suite_and_a_build_failure() {
+        let ok = libtest::parse(
+            "running 1 test\ntest a ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n",
+            "     Running unittests src/lib.rs (target/debug/deps/x-1)\n",
+        );
+        let broken = libtest::parse("", "error[E0425]: cannot find value `y`\n");
+        let m = merge(ok.clone(), broken);
+        assert_eq!(m.suites.len(), ok.suites.len());
+        assert!(matches!(m.build, Build::Failed { .. }), "{:?}", m.build);
+        assert_eq!(m.cases().count(), 1);
+    }
 }
