@@ -239,5 +239,64 @@ fn seed_integration(
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|m| m["base_commit"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "HEAD".to_owned());
-    gate::client::init(state, repo, &base).map_err(super::approve::GateCmdError::Gate)
+    if gate::client::installed(state).is_none() {
+        return gate::client::init(state, repo, &base).map_err(super::approve::GateCmdError::Gate);
+    }
+    // The installed gate runs as its own user, which may not be able to read the engineer's
+    // repository (a home directory is often 0700): hand it a copy of the base's history in the
+    // run directory, which it reads through its group, and drop the copy once seeded.
+    let copy = run_dir.join("seed.git");
+    let seeded = copy_base(repo, &copy, &base).and_then(|()| {
+        gate::client::init(state, &copy, "refs/heads/seed")
+            .map_err(super::approve::GateCmdError::Gate)
+    });
+    if let Err(e) = std::fs::remove_dir_all(&copy) {
+        tracing::warn!(path = %copy.display(), error = %e, "removing the seed copy");
+    }
+    seeded
+}
+
+/// `git init --bare <copy>` and fetch `<base>` from `repo` into its `refs/heads/seed`.
+fn copy_base(repo: &Path, copy: &Path, base: &str) -> Result<(), super::approve::GateCmdError> {
+    let git = |step: &'static str, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("git")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(args)
+            .output()
+            .map_err(|source| super::approve::GateCmdError::GitSpawn {
+                repo: repo.to_owned(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(super::approve::GateCmdError::LocalGit {
+                step,
+                repo: repo.to_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+    };
+    let os = std::ffi::OsStr::new;
+    let spec = format!("{base}:refs/heads/seed");
+    git(
+        "copying the base for the gate (init)",
+        &[os("init"), os("--quiet"), os("--bare"), copy.as_os_str()],
+    )?;
+    // upload-pack does not inherit `-c`: the repository may belong to another user than the
+    // orchestrator's, so the trust goes on upload-pack's own command line.
+    git(
+        "copying the base for the gate (fetch)",
+        &[
+            os("-C"),
+            copy.as_os_str(),
+            os("fetch"),
+            os("--quiet"),
+            os("--no-tags"),
+            os("--upload-pack=git -c 'safe.directory=*' upload-pack"),
+            repo.as_os_str(),
+            os(&spec),
+        ],
+    )
 }
