@@ -22,6 +22,7 @@
 mod support;
 
 use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -62,11 +63,35 @@ fn skip_reason(bins: &Path) -> Option<String> {
     (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
 }
 
+/// Test-specific roles.yaml values.
+#[derive(Clone, Copy)]
+struct Opts {
+    /// USD per million tokens, input and output.
+    price: f64,
+    /// budgets.per_run_usd and per_request_usd.
+    per_run_usd: f64,
+    per_request_usd: f64,
+}
+
+const DEFAULT: Opts = Opts {
+    price: 1.0,
+    per_run_usd: 2.0,
+    per_request_usd: 0.5,
+};
+
 /// roles.yaml of the test: per-test users, codegen driven by Codex, the gateway to `base_url`.
-fn roles_yaml(tag: &str, base_url: &str, key_file: &Path) -> String {
+fn roles_yaml(tag: &str, base_url: &str, key_file: &Path, o: Opts) -> String {
     let roles = std::fs::read_to_string(project_roles())
         .unwrap()
-        .replace("user: orch-", &format!("user: ag{tag}-"));
+        .replace("user: orch-", &format!("user: ag{tag}-"))
+        .replace(
+            "per_request_usd: 0.50",
+            &format!("per_request_usd: {}", o.per_request_usd),
+        )
+        .replace(
+            "per_run_usd: 5.00",
+            &format!("per_run_usd: {}", o.per_run_usd),
+        );
     let command = r#"    driver: command
     command:
       argv: [codex, exec, --skip-git-repo-check, --dangerously-bypass-approvals-and-sandbox, "{task}"]
@@ -102,8 +127,9 @@ fn roles_yaml(tag: &str, base_url: &str, key_file: &Path) -> String {
         "no codegen replay driver to replace"
     );
     out.push_str(&format!(
-        "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n  prices:\n    gpt-5-codex: {{ input_usd_per_mtok: 1.0, output_usd_per_mtok: 4.0 }}\n",
-        key_file.display()
+        "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n  default_max_output_tokens: 256\n  prices:\n    gpt-5-codex: {{ input_usd_per_mtok: {p}, output_usd_per_mtok: {p} }}\n",
+        key_file.display(),
+        p = o.price
     ));
     out
 }
@@ -207,97 +233,219 @@ impl Drop for Setup {
     }
 }
 
-#[test]
-fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_promoted() {
-    let bins = bin_dir();
-    if let Some(why) = skip_reason(&bins) {
-        eprintln!("SKIP: {why}");
-        return;
+fn message_turn(text: &str, input_tokens: u64) -> Turn {
+    Turn {
+        output: vec![Item::Message { text: text.into() }],
+        input_tokens,
+        output_tokens: 40,
+        delta_bytes: 0,
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let tmp = tempfile::Builder::new()
-        .prefix("orch-agent-codex")
-        .tempdir_in("/var/tmp")
+}
+
+/// The host-wide things `orchestrate setup` touches (cgroup parents, the installed gate): one
+/// test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A textkit repository whose roles.yaml drives codegen with Codex through the gateway to a
+/// scripted server, with `orchestrate setup` done for its state directory (per-test users,
+/// removed on drop).
+struct Fixture {
+    // Dropped first: `setup --remove` runs while the directory still exists.
+    s: Setup,
+    server: ScriptedServer,
+    rt: tokio::runtime::Runtime,
+    key_file: PathBuf,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// What the scripted conversation may refer to.
+struct Paths {
+    repo: PathBuf,
+    state: PathBuf,
+    key_file: PathBuf,
+}
+
+impl Fixture {
+    /// `None` (after printing why) when this host cannot run the test.
+    fn new(script: impl FnOnce(&Paths) -> Vec<Turn>, o: Opts) -> Option<Self> {
+        let bins = bin_dir();
+        if let Some(why) = skip_reason(&bins) {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("orch-agent-codex")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let paths = Paths {
+            repo: tmp.path().join("textkit"),
+            state: tmp.path().join("state"),
+            key_file: tmp.path().join("upstream.key"),
+        };
+        copy_dir(&example(), &paths.repo);
+        std::fs::write(&paths.key_file, format!("{KEY}\n")).unwrap();
+        let turns = script(&paths);
+        let server = rt
+            .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
+            .unwrap();
+        let tag = format!(
+            "{:03x}{}",
+            std::process::id() & 0xfff,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 10
+        );
+        std::fs::write(
+            paths.repo.join("roles.yaml"),
+            roles_yaml(&tag, server.base_url(), &paths.key_file, o),
+        )
         .unwrap();
-    let repo = tmp.path().join("textkit");
-    copy_dir(&example(), &repo);
-    let state = tmp.path().join("state");
-    let key_file = tmp.path().join("upstream.key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        git(&paths.repo, &["init", "-q", "-b", "main"]);
+        git(&paths.repo, &["add", "-A"]);
+        git(&paths.repo, &["commit", "-qm", "base"]);
+        let s = Setup {
+            tmp,
+            repo: paths.repo,
+            state: paths.state,
+            bins,
+        };
+        let out = s.orchestrate(&["setup"]);
+        assert!(out.status.success(), "setup: {}", text(&out));
+        Some(Self {
+            s,
+            server,
+            rt,
+            key_file: paths.key_file,
+            _serial: serial,
+        })
+    }
 
-    // The host's loopback listener (outside codegen's network namespace).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let host_port = listener.local_addr().unwrap().to_string();
-    let hostile_files = vec![
-        PathBuf::from("/etc/shadow"),
-        state.join("keys/planner/ed25519.key"),
-        key_file.clone(),
-    ];
-    let probe = probe_script(&hostile_files, std::slice::from_ref(&host_port));
-    let script = vec![
-        exec_turn("call_probe", &probe),
-        exec_turn("call_fr12", &fr12_script(&repo)),
-        Turn {
-            output: vec![Item::Message {
-                text: "FR-12 implemented: textkit::slugify with its tests.".into(),
-            }],
-            input_tokens: 12_500,
-            output_tokens: 40,
-            delta_bytes: 0,
-        },
-    ];
-    let server = rt
-        .block_on(ScriptedServer::start_tcp(script, Duration::from_secs(900)))
-        .unwrap();
-    let tag = format!("{:04x}", std::process::id() & 0xffff);
-    std::fs::write(
-        repo.join("roles.yaml"),
-        roles_yaml(&tag, server.base_url(), &key_file),
-    )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-qm", "base"]);
-    let s = Setup {
-        tmp,
-        repo,
-        state,
-        bins,
-    };
-    let out = s.orchestrate(&["setup"]);
-    assert!(out.status.success(), "setup: {}", text(&out));
-
-    // Positive control: on the host, as root, every probe succeeds.
-    let control = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
-    let control = String::from_utf8_lossy(&control.stdout).to_string();
-    assert_eq!(
-        control.matches(": ALLOWED").count(),
-        hostile_files.len() + 1,
-        "positive control: {control}"
-    );
-    assert!(
-        listener.accept().is_ok(),
-        "control did not reach the listener"
-    );
-
-    let out = s.orchestrate(&["start", "FR-12"]);
-    let seen = server.seen();
-    let run_dir = {
-        let st = s.orchestrate(&["status", "--json"]);
+    fn newest_run_dir(&self) -> PathBuf {
+        let st = self.s.orchestrate(&["status", "--json"]);
         let runs: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-        s.state
+        self.s
+            .state
             .join("runs")
             .join(runs[0]["run_id"].as_str().unwrap())
+    }
+
+    /// The run's output, the role logs and the number of model requests, for messages.
+    fn context(&self, out: &Output) -> String {
+        let dir = self.newest_run_dir();
+        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
+        format!(
+            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
+            text(out),
+            read("codegen.log"),
+            read("cost-control.log"),
+            self.server.seen().len()
+        )
+    }
+
+    /// The body of cost-control's last signed ledger.
+    fn ledger(&self) -> serde_json::Value {
+        let env: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.newest_run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
+        )
+        .unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap();
+        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        st["predicate"]["body"].clone()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = &self.key_file;
+        let _ = &self.rt;
+    }
+}
+
+/// Probe files and the host listener, with the positive control run on the host first.
+struct Probe {
+    files: Vec<PathBuf>,
+    listener: TcpListener,
+    host_port: String,
+}
+
+impl Probe {
+    fn new(p: &Paths) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let host_port = listener.local_addr().unwrap().to_string();
+        Self {
+            files: vec![
+                PathBuf::from("/etc/shadow"),
+                p.state.join("keys/planner/ed25519.key"),
+                p.key_file.clone(),
+            ],
+            listener,
+            host_port,
+        }
+    }
+
+    fn script(&self) -> String {
+        probe_script(&self.files, std::slice::from_ref(&self.host_port))
+    }
+
+    /// On the host, as root, every probe succeeds (so a denial inside is the sandbox's doing).
+    fn positive_control(&self) {
+        let control = Command::new("bash")
+            .arg("-c")
+            .arg(self.script())
+            .output()
+            .unwrap();
+        let control = String::from_utf8_lossy(&control.stdout).to_string();
+        assert_eq!(
+            control.matches(": ALLOWED").count(),
+            self.files.len() + 1,
+            "positive control: {control}"
+        );
+        assert!(
+            self.listener.accept().is_ok(),
+            "control did not reach the listener"
+        );
+    }
+}
+
+fn probe_and_fr12(probe: &Probe, p: &Paths) -> Vec<Turn> {
+    vec![
+        exec_turn("call_probe", &probe.script()),
+        exec_turn("call_fr12", &fr12_script(&p.repo)),
+        message_turn(
+            "FR-12 implemented: textkit::slugify with its tests.",
+            12_500,
+        ),
+    ]
+}
+
+#[test]
+fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_promoted() {
+    let mut probe = None;
+    let Some(f) = Fixture::new(
+        |p| {
+            let pr = Probe::new(p);
+            let turns = probe_and_fr12(&pr, p);
+            probe = Some(pr);
+            turns
+        },
+        DEFAULT,
+    ) else {
+        return;
     };
-    let log = std::fs::read_to_string(run_dir.join("logs/codegen.log")).unwrap_or_default();
-    let cost_log =
-        std::fs::read_to_string(run_dir.join("logs/cost-control.log")).unwrap_or_default();
-    let ctx = format!(
-        "{}\n--- codegen.log ---\n{log}\n--- cost-control.log ---\n{cost_log}\n--- {} request(s) seen",
-        text(&out),
-        seen.len()
-    );
+    let probe = probe.unwrap();
+    // The planner's key exists only after setup: the control runs now.
+    probe.positive_control();
+
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let seen = f.server.seen();
+    let ctx = f.context(&out);
     assert!(
         seen.len() >= 3,
         "the scripted model saw {} request(s): {ctx}",
@@ -306,20 +454,17 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
 
     // What the sandbox did to Codex's probes, as Codex reported it to the model.
     let after_probe = &probe_output(&seen[1].body);
-    for f in &hostile_files {
-        let line = format!("PROBE read {}: DENIED", f.display());
-        assert!(
-            after_probe.contains(&line),
-            "{line} missing: {after_probe:.4000}"
-        );
+    for file in &probe.files {
+        let line = format!("PROBE read {}: DENIED", file.display());
+        assert!(after_probe.contains(&line), "{line} missing: {after_probe}");
     }
     assert!(
-        after_probe.contains(&format!("PROBE connect {host_port}: DENIED")),
-        "connect not denied: {after_probe:.4000}"
+        after_probe.contains(&format!("PROBE connect {}: DENIED", probe.host_port)),
+        "connect not denied: {after_probe}"
     );
-    assert!(!after_probe.contains(": ALLOWED"), "{after_probe:.4000}");
+    assert!(!after_probe.contains(": ALLOWED"), "{after_probe}");
     assert!(
-        listener.accept().is_err(),
+        probe.listener.accept().is_err(),
         "codegen reached the host's loopback listener"
     );
 
@@ -335,16 +480,17 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
     }
 
     assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let run_dir = f.newest_run_dir();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["exit"], "done", "{manifest}");
     assert_eq!(manifest["containment"]["mode"], "sandbox", "{manifest}");
-    let integration = s.state.join("integration.git");
+    let integration = f.s.state.join("integration.git");
     let id = run_dir.file_name().unwrap().to_str().unwrap();
-    let head = git(&s.repo, &["rev-parse", &format!("agent/FR-12/{id}")]);
+    let head = git(&f.s.repo, &["rev-parse", &format!("agent/FR-12/{id}")]);
     // The integration repository belongs to the gate's user: read it with that ownership allowed.
     let staging = git(
-        &s.repo,
+        &f.s.repo,
         &[
             "-c",
             "safe.directory=*",
@@ -356,23 +502,154 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
     );
     assert_eq!(staging, head, "staging is not the agent branch's head");
     assert!(text(&out).contains("staging moved by the gate"), "{ctx}");
-    let files = git(&s.repo, &["diff", "--name-only", "main", &head]);
+    let files = git(&f.s.repo, &["diff", "--name-only", "main", &head]);
     assert!(
         files.contains("src/slug.rs") && files.contains("tests/slug.rs"),
         "{files}"
     );
 
-    // The ledger booked the scripted usage: 3 requests, 36 500 tokens in.
-    let ledger: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("artifacts/ledger.dsse.json")).unwrap())
-            .unwrap();
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(ledger["payload"].as_str().unwrap())
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-    let body = &st["predicate"]["body"];
-    assert_eq!(body["requests"], seen.len() as u64, "{st}");
-    assert!(body["tokens_in"].as_u64().unwrap() >= 36_500, "{st}");
-    assert!(body["spent_usd"].as_f64().unwrap() > 0.0, "{st}");
-    rt.block_on(server.stop());
+    // The ledger booked the scripted usage: every request, 36 500 tokens in.
+    let body = f.ledger();
+    assert_eq!(body["requests"], seen.len() as u64, "{body}");
+    assert!(body["tokens_in"].as_u64().unwrap() >= 36_500, "{body}");
+    assert!(body["spent_usd"].as_f64().unwrap() > 0.0, "{body}");
+    // The key file was handed to cost-control's user alone.
+    let meta = std::fs::metadata(&f.key_file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o400);
+    assert_ne!(meta.uid(), 0, "the key file still belongs to root");
+}
+
+#[test]
+fn the_twin_with_every_layer_off_lets_the_same_probes_through() {
+    let mut probe = None;
+    let Some(f) = Fixture::new(
+        |p| {
+            let pr = Probe::new(p);
+            let turns = probe_and_fr12(&pr, p);
+            probe = Some(pr);
+            turns
+        },
+        DEFAULT,
+    ) else {
+        return;
+    };
+    let probe = probe.unwrap();
+    let mut args = vec!["start", "FR-12", "--allow-weaker"];
+    for l in LAYERS {
+        args.extend(["--layer-off", l]);
+    }
+    let out = f.s.orchestrate(&args);
+    let seen = f.server.seen();
+    let ctx = f.context(&out);
+    assert!(seen.len() >= 2, "{ctx}");
+    let after_probe = probe_output(&seen[1].body);
+    for file in &probe.files {
+        let line = format!("PROBE read {}: ALLOWED", file.display());
+        assert!(after_probe.contains(&line), "{line} missing: {after_probe}");
+    }
+    assert!(
+        after_probe.contains(&format!("PROBE connect {}: ALLOWED", probe.host_port)),
+        "{after_probe}"
+    );
+    assert!(
+        probe.listener.accept().is_ok(),
+        "the twin did not reach the listener"
+    );
+}
+
+const LAYERS: [&str; 11] = [
+    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
+    "cgroups", "env",
+];
+
+/// Iteration 1: Codex answers without changing anything, at a price that puts the run at
+/// `pct` % of its 2 USD; iteration 2 (if any): it writes FR-12 cheaply.
+fn budget_script(p: &Paths, first_turn_tokens: u64) -> Vec<Turn> {
+    let mut fr12 = exec_turn("call_fr12", &fr12_script(&p.repo));
+    fr12.input_tokens = 1_000;
+    fr12.output_tokens = 10;
+    vec![
+        message_turn("Looked around; nothing changed yet.", first_turn_tokens),
+        fr12,
+        message_turn("FR-12 implemented.", 1_000),
+    ]
+}
+
+/// At 1 USD per million tokens... here 10 USD/Mtok: 144 000 tokens = 1.44 USD = 72 % of 2 USD.
+const BUDGET_PRICE: Opts = Opts {
+    price: 10.0,
+    per_run_usd: 2.0,
+    per_request_usd: 2.0,
+};
+
+#[test]
+fn model_spend_at_70_pct_warns_and_the_run_goes_on_to_done() {
+    let Some(f) = Fixture::new(|p| budget_script(p, 144_000), BUDGET_PRICE) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    assert!(ctx.contains("[budget] warning: cost_usd at 72 %"), "{ctx}");
+    let id = f
+        .newest_run_dir()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let log = text(&f.s.orchestrate(&["log", &id]));
+    assert!(log.contains("budget.warn"), "{log}");
+    assert!(!log.contains("run.paused"), "{log}");
+    let body = f.ledger();
+    assert_eq!(body["requests"], 3, "{body}");
+}
+
+#[test]
+fn model_spend_at_90_pct_pauses_the_run_for_a_person() {
+    let Some(f) = Fixture::new(|p| budget_script(p, 184_000), BUDGET_PRICE) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(ctx.contains("PAUSED: cost_usd at 92 %"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 1, "{ctx}");
+}
+
+#[test]
+fn model_spend_past_100_pct_stops_the_run_with_stop_budget_exceeded() {
+    // The estimate before sending is small; the usage the "provider" reports is not: booked
+    // spend passes the ceiling by that one request's estimate error, and the run stops.
+    let Some(f) = Fixture::new(|p| budget_script(p, 210_000), BUDGET_PRICE) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(ctx.contains("STOP_BUDGET_EXCEEDED"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 1, "{ctx}");
+}
+
+#[test]
+fn a_request_whose_estimate_exceeds_the_per_request_limit_is_refused_before_sending() {
+    // 40 000 USD per million tokens: Codex's first request (its prompt alone is thousands of
+    // tokens) is estimated far above the 0.50 USD per-request ceiling.
+    let o = Opts {
+        price: 40_000.0,
+        per_run_usd: 2.0,
+        per_request_usd: 0.5,
+    };
+    let Some(f) = Fixture::new(|p| budget_script(p, 1_000), o) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(
+        f.server.seen().len(),
+        0,
+        "a refused request reached the upstream: {ctx}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{ctx}");
+    assert!(ctx.contains("per_request"), "no refusal recorded: {ctx}");
 }

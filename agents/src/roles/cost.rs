@@ -6,6 +6,12 @@ use protocol::frame::{BudgetEvent, BudgetLevel, Ledger};
 
 use super::input::{CostInput, Usage};
 
+/// `usd` rounded to a millionth: the signed ledger's numbers must survive a JSON round trip
+/// byte for byte (a sum of prices like 1.4404100000000001 does not: the artifact would not verify).
+pub fn micro(usd: f64) -> f64 {
+    (usd * 1e6).round() / 1e6
+}
+
 /// Order of the levels: warn < escalate < stop.
 pub fn rank(l: BudgetLevel) -> u8 {
     match l {
@@ -57,8 +63,8 @@ pub fn account(input: &CostInput) -> (Ledger, Option<BudgetEvent>) {
         requests: 0,
         tokens_in: 0,
         tokens_out: 0,
-        spent_usd: input.spent_usd,
-        limit_usd: input.limit_usd,
+        spent_usd: micro(input.spent_usd),
+        limit_usd: micro(input.limit_usd),
     };
     let top = input
         .usage
@@ -68,9 +74,9 @@ pub fn account(input: &CostInput) -> (Ledger, Option<BudgetEvent>) {
     let event = top.and_then(|p| {
         level(p, input).map(|level| BudgetEvent {
             level,
-            spent_usd: input.spent_usd,
-            limit_usd: input.limit_usd,
-            pct: p,
+            spent_usd: micro(input.spent_usd),
+            limit_usd: micro(input.limit_usd),
+            pct: micro(p),
         })
     });
     (ledger, event)
@@ -144,6 +150,17 @@ mod tests {
         );
         // Without the gateway's numbers the same run is under every threshold.
         assert_eq!(account(&i).1, None);
+    }
+
+    #[test]
+    fn ledger_amounts_survive_a_canonical_json_round_trip() {
+        let mut i = input(10.0);
+        i.spent_usd = 144_000.0 * 10.0 / 1e6 + 40.0 * 10.0 / 1e6 + 1_000.0 * 10.0 / 1e6;
+        let (ledger, _) = account(&i);
+        let bytes = protocol::canonical::to_vec(&ledger).unwrap();
+        let back: Ledger = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(protocol::canonical::to_vec(&back).unwrap(), bytes);
+        assert_eq!(ledger.spent_usd, 1.4504);
     }
 
     #[test]

@@ -85,6 +85,12 @@ impl CostGateway {
     /// paused or stopped by the gateway stays so until a person resumes it).
     pub fn snapshot(&mut self) -> (Ledger, Option<BudgetEvent>) {
         while let Ok(e) = self.events.try_recv() {
+            if let GatewayEvent::Refused { model, refusal } = &e {
+                eprintln!(
+                    "cost-control: refused a request for {model} before sending it: {}",
+                    serde_json::to_string(refusal).unwrap_or_default()
+                );
+            }
             if let GatewayEvent::Budget(b) = e {
                 if self
                     .worst

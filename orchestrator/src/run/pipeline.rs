@@ -789,6 +789,16 @@ impl Engine {
             )? {
                 return self.halt(f.code, &f.detail).await;
             }
+            // Model spend and turns booked at the gateway count in their dimensions (the engine
+            // cannot see them; cost-control's signed ledger can).
+            let mut usage = usage;
+            for u in &mut usage {
+                match u.dimension.as_str() {
+                    "cost_usd" => u.used = u.used.max(ledger.spent_usd),
+                    "tool_calls" => u.used = u.used.max(ledger.requests as f64),
+                    _ => {}
+                }
+            }
             let top = usage
                 .iter()
                 .map(|u| (agents::roles::cost::pct(u), u.dimension.clone()))
