@@ -28,6 +28,7 @@ mod log;
 mod logging;
 pub mod output;
 mod policy;
+mod progress;
 mod receipt;
 mod reject;
 mod resume;

@@ -71,6 +71,11 @@ impl Failure for StartError {
 
 /// A progress printer: stdout lines, or stderr under `--json`.
 pub(super) fn reporter(json: bool) -> run::Reporter {
+    if !json {
+        if let Some(live) = super::progress::terminal_reporter() {
+            return live;
+        }
+    }
     Box::new(move |line: &str| {
         if json {
             eprintln!("{line}");
