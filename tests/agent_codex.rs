@@ -370,6 +370,9 @@ impl Drop for Fixture {
 /// Probe files and the host listener, with the positive control run on the host first.
 struct Probe {
     files: Vec<PathBuf>,
+    /// Outside the repository: beside the state directory.
+    escape: PathBuf,
+    key_file: PathBuf,
     listener: TcpListener,
     host_port: String,
 }
@@ -385,13 +388,27 @@ impl Probe {
                 p.state.join("keys/planner/ed25519.key"),
                 p.key_file.clone(),
             ],
+            escape: p.state.parent().unwrap().join("escape.txt"),
+            key_file: p.key_file.clone(),
             listener,
             host_port,
         }
     }
 
     fn script(&self) -> String {
-        probe_script(&self.files, std::slice::from_ref(&self.host_port))
+        let mut s = probe_script(&self.files, std::slice::from_ref(&self.host_port));
+        let w = self.escape.display();
+        s.push_str(&format!(
+            "if e=$( (echo x > {w}) 2>&1); then echo 'PROBE write {w}: ALLOWED'; else echo \"PROBE write {w}: DENIED $e\"; fi; "
+        ));
+        // The key is searched for without being written down (the script travels through the
+        // model): environment and command lines of every visible process, HOME, the key file.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+        s.push_str(&format!(
+            "k=$(echo {b64} | base64 -d); if grep -rqsF \"$k\" /proc/[0-9]*/environ /proc/[0-9]*/cmdline \"$HOME\" {} 2>/dev/null; then echo 'PROBE find-key: ALLOWED'; else echo 'PROBE find-key: DENIED not found'; fi; ",
+            self.key_file.display()
+        ));
+        s
     }
 
     /// On the host, as root, every probe succeeds (so a denial inside is the sandbox's doing).
@@ -404,9 +421,10 @@ impl Probe {
         let control = String::from_utf8_lossy(&control.stdout).to_string();
         assert_eq!(
             control.matches(": ALLOWED").count(),
-            self.files.len() + 1,
+            self.files.len() + 3,
             "positive control: {control}"
         );
+        std::fs::remove_file(&self.escape).unwrap();
         assert!(
             self.listener.accept().is_ok(),
             "control did not reach the listener"
@@ -461,6 +479,18 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
     assert!(
         after_probe.contains(&format!("PROBE connect {}: DENIED", probe.host_port)),
         "connect not denied: {after_probe}"
+    );
+    assert!(
+        after_probe.contains(&format!("PROBE write {}: DENIED", probe.escape.display())),
+        "{after_probe}"
+    );
+    assert!(
+        after_probe.contains("PROBE find-key: DENIED"),
+        "{after_probe}"
+    );
+    assert!(
+        !probe.escape.exists(),
+        "codegen wrote outside the repository"
     );
     assert!(!after_probe.contains(": ALLOWED"), "{after_probe}");
     assert!(
@@ -555,6 +585,11 @@ fn the_twin_with_every_layer_off_lets_the_same_probes_through() {
         probe.listener.accept().is_ok(),
         "the twin did not reach the listener"
     );
+    assert!(
+        after_probe.contains("PROBE find-key: ALLOWED"),
+        "{after_probe}"
+    );
+    assert!(probe.escape.exists(), "the twin did not write outside");
 }
 
 const LAYERS: [&str; 11] = [
@@ -652,4 +687,70 @@ fn a_request_whose_estimate_exceeds_the_per_request_limit_is_refused_before_send
     );
     assert_ne!(out.status.code(), Some(0), "{ctx}");
     assert!(ctx.contains("per_request"), "no refusal recorded: {ctx}");
+}
+
+#[test]
+fn codex_editing_ci_config_is_stopped_with_its_reason_code_and_nothing_reaches_staging() {
+    let Some(f) = Fixture::new(
+        |p| {
+            let mut cmd = fr12_script(&p.repo);
+            cmd.push_str(
+                "; mkdir -p .github/workflows && printf 'on: push\\n' > .github/workflows/ci.yml",
+            );
+            vec![
+                exec_turn("call_ci", &cmd),
+                message_turn("Done, and CI tweaked.", 1_000),
+            ]
+        },
+        DEFAULT,
+    ) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(text(&out).contains(".github/workflows/ci.yml"), "{ctx}");
+    assert!(text(&out).contains("STOPPED STOP_"), "{ctx}");
+    let id = f
+        .newest_run_dir()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let log = text(&f.s.orchestrate(&["log", &id]));
+    assert!(log.contains("run.stopped"), "{log}");
+    // Nothing was promoted.
+    assert!(!text(&out).contains("staging moved by the gate"), "{ctx}");
+}
+
+#[test]
+fn codex_looping_on_the_same_tool_call_is_stopped_at_the_tool_call_cap() {
+    let Some(f) = Fixture::new(
+        |p| {
+            std::fs::write(
+                p.repo.join("frs/config.yaml"),
+                "limits: { tool_calls: 8 }\ntest_commands: [\"cargo test\"]\n",
+            )
+            .unwrap();
+            let mut turns: Vec<Turn> = (0..10)
+                .map(|i| {
+                    let mut t = exec_turn(&format!("call_loop_{i}"), "ls src");
+                    t.input_tokens = 1_000;
+                    t
+                })
+                .collect();
+            turns.push(message_turn("Still looking.", 1_000));
+            turns
+        },
+        DEFAULT,
+    ) else {
+        return;
+    };
+    let out = f.s.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(text(&out).contains("STOPPED STOP_TOOL_CALL_CAP"), "{ctx}");
+    // Every model turn went through the gateway and was counted.
+    assert_eq!(f.ledger()["requests"], 11, "{ctx}");
 }
