@@ -168,3 +168,40 @@ fn the_shipped_policy_asks_a_human_for_a_major_bump() {
         FindingAction::Note
     );
 }
+
+#[test]
+fn the_command_driver_needs_a_usable_command_block() {
+    let (e, _) = broken("    driver: replay", "    driver: command");
+    assert!(
+        e.contains("roles.codegen.command") && e.contains("needs a `command:` block"),
+        "{e}"
+    );
+    let block = "    driver: command\n    command:\n      argv: [codex, exec, \"{task}\"]\n      token_env: OPENAI_API_KEY\n      files:\n        - { path: \"/etc/passwd\", content: x }";
+    let (e, _) = broken("    driver: replay", block);
+    assert!(e.contains("files[].path must start with `{home}/`"), "{e}");
+    let block = "    driver: replay\n    command:\n      argv: [codex]\n      token_env: K";
+    let (e, _) = broken("    driver: replay", block);
+    assert!(e.contains("only the command driver"), "{e}");
+    // A good block loads, with the gateway block beside it.
+    let ok = shipped().replacen(
+        "    driver: replay",
+        "    driver: command\n    command:\n      argv: [codex, exec, \"{task}\"]\n      token_env: OPENAI_API_KEY",
+        1,
+    ) + "\ngateway:\n  upstream: { base_url: \"http://127.0.0.1:4000/v1\", api_key_file: /etc/orchestrate/upstream.key }\n  prices:\n    gpt-5-codex: { input_usd_per_mtok: 1.25, output_usd_per_mtok: 10.0 }\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(&path, ok).unwrap();
+    let r = load_roles(&path).unwrap();
+    let g = r.gateway.clone().unwrap();
+    assert_eq!(g.relay_port, 18080);
+    assert_eq!(g.default_max_output_tokens, 4096);
+    assert_eq!(
+        r.role(RoleName::Codegen)
+            .unwrap()
+            .command
+            .as_ref()
+            .unwrap()
+            .token_env,
+        "OPENAI_API_KEY"
+    );
+}
