@@ -109,11 +109,18 @@ pub struct FrLimits {
 }
 
 /// Coverage requirement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Coverage {
     /// Minimum line coverage of changed lines, percent (0-100).
     pub changed_lines_min_pct: u8,
+    /// For projects `cargo llvm-cov` cannot measure: a command (argv split on whitespace, never
+    /// a shell) that runs the tests and writes an lcov tracefile to `{lcov}`, e.g.
+    /// `pytest --cov=. --cov-report=lcov:{lcov}`. It must be covered by roles.yaml's
+    /// test-runner `commands`. Absent: the first `cargo test` command runs through
+    /// `cargo llvm-cov`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// Risk class of an FR or plan.
@@ -205,6 +212,12 @@ pub enum FrError {
     /// No outputs: the work could not change anything.
     #[error("paths.outputs: empty: an FR must declare which files the work may change")]
     NoOutputs,
+    /// A coverage command that does not say where the lcov goes.
+    #[error("coverage.command: `{command}` must contain `{{lcov}}`, the path the tracefile is written to")]
+    CoverageCommandNoLcov {
+        /// The command.
+        command: String,
+    },
 }
 
 impl FrError {
@@ -220,6 +233,7 @@ impl FrError {
             FrError::BadLimit { field, .. } => format!("limits.{field}"),
             FrError::NoProgressAboveIterations { .. } => "limits.no_progress".into(),
             FrError::CoverageAbove100 { .. } => "coverage.changed_lines_min_pct".into(),
+            FrError::CoverageCommandNoLcov { .. } => "coverage.command".into(),
             FrError::NoOutputs => "paths.outputs".into(),
         }
     }
@@ -323,6 +337,13 @@ impl Fr {
                 return Err(FrError::CoverageAbove100 {
                     value: c.changed_lines_min_pct,
                 });
+            }
+            if let Some(cmd) = &c.command {
+                if !cmd.split_whitespace().any(|a| a.contains("{lcov}")) {
+                    return Err(FrError::CoverageCommandNoLcov {
+                        command: cmd.clone(),
+                    });
+                }
             }
         }
         Ok(())

@@ -70,6 +70,11 @@ fn every_broken_field_is_named() {
             "changed_lines_min_pct: 180",
             "coverage.changed_lines_min_pct: 180 is above 100",
         ),
+        (
+            "changed_lines_min_pct: 80",
+            "changed_lines_min_pct: 80\n  command: \"pytest --cov=.\"",
+            "coverage.command: `pytest --cov=.` must contain `{lcov}`",
+        ),
         ("risk: low", "risk: extreme", "risk"),
         (
             "owner: alice",

@@ -213,6 +213,16 @@ pub fn effective_test_commands(
             });
         }
     }
+    if let Some(c) = fr.coverage.as_ref().and_then(|c| c.command.as_ref()) {
+        if !covered(c) {
+            return Err(MergeError::CommandNotAllowed {
+                file: format!("{}.yaml", fr.id),
+                field: "coverage.command".into(),
+                command: c.clone(),
+                allowed: allowed(),
+            });
+        }
+    }
     if config.test_commands.is_empty() {
         Ok(fr.test_commands())
     } else {

@@ -110,3 +110,22 @@ fn test_commands_must_be_allowed_for_the_test_runner() {
         "{err}"
     );
 }
+
+#[test]
+fn an_fr_coverage_command_must_be_allowed_for_the_test_runner() {
+    let mut f = fr();
+    f.coverage = Some(crate::fr::Coverage {
+        changed_lines_min_pct: 80,
+        command: Some("cargo llvm-cov --lcov --output-path {lcov}".into()),
+    });
+    assert!(effective_test_commands(&roles(), &f, &ThreadConfig::default()).is_ok());
+    f.coverage = Some(crate::fr::Coverage {
+        changed_lines_min_pct: 80,
+        command: Some("sh -c cov>{lcov}".into()),
+    });
+    let err = effective_test_commands(&roles(), &f, &ThreadConfig::default()).unwrap_err();
+    assert!(
+        matches!(err, MergeError::CommandNotAllowed { ref field, .. } if field == "coverage.command"),
+        "{err}"
+    );
+}

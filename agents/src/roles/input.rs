@@ -83,6 +83,10 @@ pub struct CoverageTask {
     pub base_tree: PathBuf,
     /// The coverage run is killed after this many seconds.
     pub timeout_s: u64,
+    /// The FR's own coverage command (`{lcov}` is replaced by the tracefile's path); absent:
+    /// the first `cargo test` command runs through `cargo llvm-cov`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// Progress-evaluator: the previous and the current results and the acceptance tests.

@@ -61,7 +61,7 @@ pub fn plan(input: &PlannerInput, exists: &dyn Fn(&str) -> bool) -> WorkPlan {
         targets,
         expected_changes,
         risk_class: fr.risk,
-        coverage_min_pct: fr.coverage.map(|c| c.changed_lines_min_pct).unwrap_or(0),
+        coverage_min_pct: fr.coverage.as_ref().map_or(0, |c| c.changed_lines_min_pct),
         iteration_cap: limits.iterations,
         no_progress_cap: limits.no_progress.min(limits.iterations),
         tool_call_cap: limits.tool_calls,

@@ -64,7 +64,7 @@ pub fn run_all(
     for command in commands {
         let argv: Vec<&str> = command.split_whitespace().collect();
         let is_cargo_test = argv.first() == Some(&"cargo") && argv.get(1) == Some(&"test");
-        let out = match pending.filter(|_| is_cargo_test) {
+        let out = match pending.filter(|t| is_cargo_test && t.command.is_none()) {
             Some(task) => {
                 pending = None;
                 let (out, measured) = run_measured(command, &argv, tree, scratch, task);
@@ -116,8 +116,31 @@ pub fn run_all(
             output_sha256: sha256(format!("{}{}", out.stdout, out.stderr).as_bytes()).to_hex(),
         });
     }
-    if pending.is_some() {
-        evidence.coverage_error = Some("no `cargo test` command to measure coverage with".into());
+    if let Some(task) = pending {
+        match &task.command {
+            Some(command) => {
+                let (out, measured) = run_command_measured(command, tree, scratch, task);
+                report(command, &out);
+                match measured {
+                    Ok((bytes, cov)) => {
+                        evidence.lcov = Some(bytes);
+                        evidence.coverage = Some(cov);
+                    }
+                    Err(e) => evidence.coverage_error = Some(e),
+                }
+                runs.push(CommandRun {
+                    command: out.ran.clone(),
+                    exit_code: out.exit_code,
+                    duration_ms: out.duration_ms,
+                    output_sha256: sha256(format!("{}{}", out.stdout, out.stderr).as_bytes())
+                        .to_hex(),
+                });
+            }
+            None => {
+                evidence.coverage_error =
+                    Some("no `cargo test` command to measure coverage with".into());
+            }
+        }
     }
     if let Some(e) = &evidence.coverage_error {
         eprintln!("test-runner: coverage not measured: {e}");
@@ -204,8 +227,48 @@ fn run_measured(
         argv.get(2..).unwrap_or_default(),
         Duration::from_secs(task.timeout_s),
     );
+    eprintln!("test-runner: `{command}` measured as `{}`", cmd.display());
+    measure(cmd, tree, task)
+}
+
+/// Runs the FR's own coverage command (`{lcov}` replaced by the tracefile's path) in `tree`.
+fn run_command_measured(
+    command: &str,
+    tree: &Path,
+    scratch: &Path,
+    task: &CoverageTask,
+) -> (Output, Result<(Vec<u8>, ChangedCoverage), String>) {
+    let lcov_path = evidence_dir(scratch).join(LCOV_FILE);
+    let _ = std::fs::remove_file(&lcov_path);
+    let lcov = lcov_path.to_string_lossy();
+    let mut argv = command
+        .split_whitespace()
+        .map(|a| std::ffi::OsString::from(a.replace("{lcov}", &lcov)));
+    let program = argv.next().unwrap_or_default();
+    let cmd = CoverageCommand {
+        program,
+        args: argv.collect(),
+        dir: tree.to_path_buf(),
+        env: vec![
+            ("CARGO_TARGET_DIR".into(), scratch.join("target").into()),
+            ("CARGO_TERM_COLOR".into(), "never".into()),
+            ("CARGO_NET_OFFLINE".into(), "true".into()),
+        ],
+        lcov_path: lcov_path.clone(),
+        timeout: Duration::from_secs(task.timeout_s),
+    };
+    eprintln!("test-runner: coverage command `{}`", cmd.display());
+    measure(cmd, tree, task)
+}
+
+/// Runs a coverage command and measures the change base → tree against the lcov it wrote.
+fn measure(
+    cmd: CoverageCommand,
+    tree: &Path,
+    task: &CoverageTask,
+) -> (Output, Result<(Vec<u8>, ChangedCoverage), String>) {
+    let lcov_path = cmd.lcov_path.clone();
     let ran = cmd.display();
-    eprintln!("test-runner: `{command}` measured as `{ran}`");
     let started = Instant::now();
     let result = cmd.run();
     let duration_ms = millis(started.elapsed());
@@ -309,7 +372,54 @@ mod tests {
         CoverageTask {
             base_tree: base.to_path_buf(),
             timeout_s: 60,
+            command: None,
         }
+    }
+
+    #[test]
+    fn an_fr_coverage_command_writes_the_lcov_the_change_is_measured_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, tree) = (dir.path().join("base"), dir.path().join("tree"));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(base.join("a.py"), "x = 1\n").unwrap();
+        std::fs::write(tree.join("a.py"), "x = 1\ny = 2\nz = 3\n").unwrap();
+        // What a coverage tool would write: line 2 ran, line 3 did not.
+        let fixture = dir.path().join("fixture.info");
+        std::fs::write(
+            &fixture,
+            format!(
+                "SF:{}\nDA:1,1\nDA:2,1\nDA:3,0\nend_of_record\n",
+                tree.join("a.py").display()
+            ),
+        )
+        .unwrap();
+        let mut t = task(&base);
+        t.command = Some(format!("cp {} {{lcov}}", fixture.display()));
+        let (r, ev) = run_all(&[], &tree, &dir.path().join("scratch"), 1, "c", Some(&t));
+        assert_eq!(r.changed_lines_coverage_pct, Some(50.0), "{ev:?}");
+        assert_eq!(r.commands.len(), 1);
+        assert!(r.commands[0].command.starts_with("cp "), "{:?}", r.commands);
+        assert_eq!(ev.lcov.unwrap(), std::fs::read(&fixture).unwrap());
+        assert_eq!(ev.coverage.unwrap().files[0].uncovered_lines, vec![3]);
+    }
+
+    #[test]
+    fn a_coverage_command_that_writes_no_lcov_gives_no_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = task(dir.path());
+        t.command = Some("true {lcov}".into());
+        let (r, ev) = run_all(
+            &[],
+            dir.path(),
+            &dir.path().join("scratch"),
+            1,
+            "c",
+            Some(&t),
+        );
+        assert_eq!(r.changed_lines_coverage_pct, None);
+        assert!(ev.lcov.is_none());
+        assert!(ev.coverage_error.is_some());
     }
 
     #[test]

@@ -640,6 +640,12 @@ impl Engine {
                 coverage: (plan.coverage_min_pct > 0).then(|| CoverageTask {
                     base_tree: self.dir.volume().join("base"),
                     timeout_s: plan.runtime_seconds,
+                    command: self
+                        .policy
+                        .fr
+                        .coverage
+                        .as_ref()
+                        .and_then(|c| c.command.clone()),
                 }),
             };
             let task = self.task(&input)?;
