@@ -122,7 +122,14 @@ fn approve_update_local_receipt_and_rollback_through_the_cli() {
         .collect();
     assert_eq!(
         kinds,
-        vec!["gate.approve_main", "gate.rollback", "gate.rollback"],
+        // The promotion was decided in-process above, outside the CLI: the first CLI command
+        // records it late, before its own decision.
+        vec![
+            "gate.promote_staging",
+            "gate.approve_main",
+            "gate.rollback",
+            "gate.rollback"
+        ],
         "one audit event per gate decision"
     );
     let o = orchestrate(&f, &["audit", "verify"]);

@@ -589,6 +589,32 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
     );
     assert_eq!(ds[2].decision.verdict, Verdict::Pass);
 
+    // Neither approve could write the audit trail; the orchestrator's next gate command (here
+    // the receipt, as root) appends both signed decisions, marked as recorded late.
+    let audit = |kind: &str| {
+        orchestrate::state::Store::open(&env.state)
+            .unwrap()
+            .run_events(run, 0)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.body)
+            .collect::<Vec<_>>()
+    };
+    assert!(audit("gate.approve_main").is_empty());
+    let o = env.orchestrate(&["receipt", run]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let late = audit("gate.approve_main");
+    assert_eq!(late.len(), 2, "{late:?}");
+    assert_eq!(late[0]["decision_sha256"], ds[1].sha256);
+    assert_eq!(late[0]["verdict"], "fail");
+    assert_eq!(late[1]["decision_sha256"], ds[2].sha256);
+    assert_eq!(late[1]["recorded_late"], true);
+    assert_eq!(late[1]["moved"]["to"], tip);
+    // Idempotent: a second receipt records nothing more.
+    env.orchestrate(&["receipt", run]);
+    assert_eq!(audit("gate.approve_main").len(), 2);
+
     // setup --remove takes the set-id gate away with the gate's user; the state stays.
     let o = env.orchestrate(&["setup", "--remove"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -154,6 +154,74 @@ pub(super) fn call_gate(
     gate::client::invoke(&bin, &args).map_err(GateCmdError::Gate)
 }
 
+/// The run's stored gate decisions (verified under the gate's key) whose SHA-256 no `gate.*`
+/// event of the run cites yet, other than `skip`, as audit events marked `recorded_late`.
+fn late_decisions(store: &Store, state: &Path, run: &str, skip: &[&str]) -> Vec<Event> {
+    let recorded: Vec<String> = match store.run_events(run, 0) {
+        Ok(evs) => evs
+            .into_iter()
+            .filter(|e| e.kind.starts_with("gate."))
+            .filter_map(|e| e.body["decision_sha256"].as_str().map(str::to_owned))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(run, error = %e, "reading the run's audit events");
+            return Vec::new();
+        }
+    };
+    let stored = match gate::layout::StateDir::new(state).decisions(run) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(run, error = %e, "reading the run's gate decisions");
+            return Vec::new();
+        }
+    };
+    stored
+        .into_iter()
+        .filter(|d| !recorded.contains(&d.sha256) && !skip.contains(&d.sha256.as_str()))
+        .map(|d| {
+            let protected = [
+                gate::integration::MAIN,
+                gate::integration::STAGING,
+                gate::integration::DEV,
+            ]
+            .contains(&d.decision.target_ref.as_str());
+            let moved = match (&d.decision.verdict, &d.decision.from, &d.decision.to) {
+                (Verdict::Pass, Some(from), Some(to)) if from != to && protected => {
+                    Some(gate::Moved {
+                        refname: d.decision.target_ref.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                    })
+                }
+                _ => None,
+            };
+            let o = gate::Outcome {
+                decision: d.decision,
+                file: d.path,
+                sha256: d.sha256,
+                moved,
+            };
+            let (kind, mut body) = gate::client::audit_event(&o);
+            body["recorded_late"] = serde_json::Value::Bool(true);
+            Event::for_run(run.to_owned(), kind, body)
+        })
+        .collect()
+}
+
+/// Appends the run's gate decisions the audit trail lacks (see [`record`]); a no-op when this
+/// user cannot write the audit database or nothing is missing.
+pub(super) fn record_late(state: &Path, run: &str) -> Result<(), GateCmdError> {
+    if !audit_writable(state) {
+        return Ok(());
+    }
+    let mut store = Store::open(state).map_err(GateCmdError::Audit)?;
+    let events = late_decisions(&store, state, run, &[]);
+    if !events.is_empty() {
+        store.append_batch(&events).map_err(GateCmdError::Audit)?;
+    }
+    Ok(())
+}
+
 /// Whether this process may write the audit database: an approver who is not the
 /// orchestrator's user cannot (setup makes it 0600), and the gate's decision then stands on its
 /// own (signed, in the run directory) while the audit event waits for the orchestrator.
@@ -195,16 +263,16 @@ pub(super) fn record_or_warn(
 }
 
 /// Appends one `gate.<action>` audit event per decision the gate wrote.
+/// Decisions the gate made earlier for the run that the audit trail lacks (an approver who
+/// cannot write the database made them) come first, marked `recorded_late`.
 pub(super) fn record(state: &Path, report: &GateReport) -> Result<(), GateCmdError> {
     let mut store = Store::open(state).map_err(GateCmdError::Audit)?;
-    let events: Vec<Event> = report
-        .outcomes
-        .iter()
-        .map(|o| {
-            let (kind, body) = gate::client::audit_event(o);
-            Event::for_run(report.run_id.clone(), kind, body)
-        })
-        .collect();
+    let current: Vec<&str> = report.outcomes.iter().map(|o| o.sha256.as_str()).collect();
+    let mut events = late_decisions(&store, state, &report.run_id, &current);
+    events.extend(report.outcomes.iter().map(|o| {
+        let (kind, body) = gate::client::audit_event(o);
+        Event::for_run(report.run_id.clone(), kind, body)
+    }));
     store.append_batch(&events).map_err(GateCmdError::Audit)?;
     Ok(())
 }
