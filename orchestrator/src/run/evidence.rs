@@ -232,6 +232,13 @@ pub fn keep_test_evidence(
     Ok(kept)
 }
 
+/// Why a plan's coverage threshold is looser than the FR's, if it is: the gate judges coverage
+/// by the plan's threshold, so a plan may not lower the FR's.
+pub fn coverage_lowered(plan_min_pct: u8, fr: &protocol::fr::Fr) -> Option<String> {
+    let fr_min = fr.coverage.as_ref().map_or(0, |c| c.changed_lines_min_pct);
+    (plan_min_pct < fr_min).then(|| format!("coverage_min_pct {plan_min_pct} < the FR's {fr_min}"))
+}
+
 /// Writes `evidence/review.sarif`.
 pub fn write_sarif(path: &Path, review: &Review) -> Result<(), LayoutError> {
     use agents::review::{Finding, Severity};

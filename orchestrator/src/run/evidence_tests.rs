@@ -157,3 +157,25 @@ fn another_key_does_not_open_the_artifact() {
     );
     assert!(matches!(r, Err(EvidenceError::Artifact { .. })), "{r:?}");
 }
+
+#[test]
+fn a_plan_may_not_lower_the_frs_coverage_threshold() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/textkit/frs/FR-12.yaml"),
+    )
+    .unwrap();
+    let fr: protocol::fr::Fr = protocol::load::parse_yaml(Path::new("FR-12.yaml"), &text).unwrap();
+    assert_eq!(
+        coverage_lowered(0, &fr).as_deref(),
+        Some("coverage_min_pct 0 < the FR's 80")
+    );
+    assert_eq!(
+        coverage_lowered(79, &fr).as_deref(),
+        Some("coverage_min_pct 79 < the FR's 80")
+    );
+    assert_eq!(coverage_lowered(80, &fr), None);
+    assert_eq!(coverage_lowered(95, &fr), None);
+    let mut none = fr.clone();
+    none.coverage = None;
+    assert_eq!(coverage_lowered(0, &none), None);
+}

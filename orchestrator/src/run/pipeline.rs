@@ -215,6 +215,15 @@ impl Engine {
                     .await
                     .map(Some);
             }
+            if let Some(why) = evidence::coverage_lowered(plan.coverage_min_pct, &self.policy.fr) {
+                return self
+                    .halt(
+                        StopCode::SecurityViolation,
+                        &format!("plan looser than policy: {why}"),
+                    )
+                    .await
+                    .map(Some);
+            }
             if plan.fr_ids != vec![self.policy.fr.id.clone()]
                 || plan.branch.agent_branch != self.branch()
             {
