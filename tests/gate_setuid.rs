@@ -558,6 +558,26 @@ fn approve_by_an_outsider_is_refused_and_by_an_approver_moves_main() {
         .status()
         .unwrap();
     assert!(st.success());
+    // Control: a plain fetch from the gate-owned repository fails for the approver (git does
+    // not hand `-c safe.directory` on to upload-pack), which is why --update-local configures
+    // the remote's upload-pack.
+    let integration = env.integration();
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(&clone)
+        .arg("-c")
+        .arg(format!("safe.directory={}", integration.display()))
+        .arg("fetch")
+        .arg(&integration)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .uid(appr_uid)
+        .gid(appr_gid)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "plain fetch worked: {}", text(&o));
+    assert!(text(&o).contains("dubious ownership"), "{}", text(&o));
     let o = approve_as(
         &env,
         appr_uid,
