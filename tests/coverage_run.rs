@@ -148,6 +148,17 @@ impl Run {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    fn review(&self) -> Output {
+        let id = self.dir().file_name().unwrap().to_str().unwrap().to_owned();
+        Command::new(bin_dir().join("orchestrate"))
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(["review", &id])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
     fn coverage_check(&self) -> serde_json::Value {
         let d = self.payload("decision-1.dsse.json");
         d["predicate"]["body"]["checks"]
@@ -233,6 +244,38 @@ fn quick_start_leaves_junit_lcov_and_sarif_and_the_gate_passes_its_coverage() {
     let check = r.coverage_check();
     assert_eq!(check["status"], "pass", "{check}");
     assert_eq!(check["evidence"]["min_pct"], "80", "{check}");
+    // `orchestrate review` reads the evidence: signed results, both files = signed, coverage.
+    let review = r.review();
+    assert_eq!(review.status.code(), Some(0), "{}", out_text(&review));
+    let text = out_text(&review);
+    for want in [
+        "signature: verified",
+        "evidence/junit.xml sha256",
+        "evidence/lcov.info sha256",
+        "coverage of changed lines: 100.0 % (18/18 lines; threshold 80 %)",
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+    // An lcov edited after the run no longer matches what the test-runner signed: exit 1.
+    let lcov = r.dir().join("evidence/lcov.info");
+    let mut bytes = std::fs::read(&lcov).unwrap();
+    bytes.extend_from_slice(b"DA:999,1\n");
+    std::fs::write(&lcov, bytes).unwrap();
+    let review = r.review();
+    assert_eq!(review.status.code(), Some(1), "{}", out_text(&review));
+    assert!(
+        out_text(&review).contains("lcov.info  TAMPERED"),
+        "{}",
+        out_text(&review)
+    );
+}
+
+fn out_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod changed;
 pub mod junit;
 pub mod lcov;
 pub mod runner;
+pub mod summary;
 
 pub use changed::{compute, ChangedCoverage, FileCoverage};
 pub use lcov::Lcov;

@@ -231,6 +231,21 @@ struct Doc<'a> {
     signature: &'a Signature,
     counts: report::Counts,
     findings: &'a [Finding],
+    /// The signed test results and evidence files (JUnit, lcov, coverage), when the run has them.
+    tests: Option<&'a agents::coverage::summary::TestEvidence>,
+}
+
+/// The run's test evidence, its signature checked with the test-runner's key when one exists.
+fn test_evidence(state: &Path, run: &str) -> Option<agents::coverage::summary::TestEvidence> {
+    let run_dir = state.join("runs").join(run);
+    let key = [
+        state.join("keys/test-runner/ed25519.pub"),
+        run_dir.join("keys/test-runner/ed25519.pub"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .and_then(|p| PublicKey::read(&p).ok());
+    agents::coverage::summary::read(&run_dir, run, key.as_ref())
 }
 
 /// Runs `orchestrate review`.
@@ -238,6 +253,7 @@ pub fn run(ctx: &Context, out: &Output, args: &ReviewArgs) -> Result<ExitCode, R
     let state = ctx.state_dir()?;
     let (review, signature) = load(&state, &args.run)?;
     let findings: Vec<Finding> = review.findings.iter().map(report::from_protocol).collect();
+    let tests = test_evidence(&state, &args.run);
     let sarif_to_stdout = args.sarif.as_deref() == Some(Path::new("-"));
     if let Some(path) = &args.sarif {
         let doc = sarif::to_sarif(&findings, env!("CARGO_PKG_VERSION"));
@@ -259,6 +275,7 @@ pub fn run(ctx: &Context, out: &Output, args: &ReviewArgs) -> Result<ExitCode, R
             signature: &signature,
             counts: report::Counts::of(&findings),
             findings: &findings,
+            tests: tests.as_ref(),
         });
     } else if !sarif_to_stdout {
         out.line(format!(
@@ -279,8 +296,12 @@ pub fn run(ctx: &Context, out: &Output, args: &ReviewArgs) -> Result<ExitCode, R
             Signature::Invalid { reason } => out.mark(Mark::Fail, "signature", reason),
         }
         out.line(report::render_text(&findings).trim_end());
+        if let Some(t) = &tests {
+            out.line(agents::coverage::summary::render(t).trim_end());
+        }
     }
-    let bad_sig = matches!(signature, Signature::Invalid { .. });
+    let bad_sig = matches!(signature, Signature::Invalid { .. })
+        || tests.as_ref().is_some_and(|t| t.tampered());
     Ok(if bad_sig || report::blocks(&findings, Severity::High) {
         ExitCode::Failed
     } else {
