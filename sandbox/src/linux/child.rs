@@ -36,6 +36,8 @@ pub struct Prepared<'a> {
     pub env: Vec<CString>,
     /// Fds handed to the helper at 5.. (in `plan.pass_fds` order).
     pub pass_from: Vec<RawFd>,
+    /// cgroup v1 `tasks` files the child writes "0" to, moving itself into the launch's cgroup.
+    pub self_join: Vec<RawFd>,
 }
 
 struct Ctx<'a> {
@@ -97,6 +99,17 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
     // SAFETY-free check of the pdeathsig race: the helper may have died before prctl.
     if std::os::unix::process::parent_id() != helper.unsigned_abs() && sys::getpid() != 1 {
         sys::exit_now(125);
+    }
+
+    // Into the launch's cgroup before anything else is allocated or started.
+    for fd in &prep.self_join {
+        if let Err(e) = sys::write_all(*fd, b"0") {
+            ctx.outcome(
+                Layer::Cgroups,
+                Err(format!("moving into the cgroup (tasks): {e}")),
+            );
+        }
+        sys::close(*fd);
     }
 
     let ns = plan.namespaces;

@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
@@ -222,6 +222,10 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         Ok(p) => p,
         Err(e) => return s.fail(format!("go pipe: {e}")),
     };
+    let (self_join, helper_join) = match &cg {
+        Some(cg) => cg.open_self_join(),
+        None => (Vec::new(), Vec::new()),
+    };
     let prep = Prepared {
         plan,
         seccomp: compiled.as_ref(),
@@ -230,6 +234,7 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         pass_from: (0..plan.pass_fds.len())
             .map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0))
             .collect(),
+        self_join: self_join.iter().map(AsRawFd::as_raw_fd).collect(),
     };
     let helper = sys::getpid();
     let pid = match sys::fork() {
@@ -246,8 +251,9 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
     for fd in &prep.pass_from {
         sys::close(*fd);
     }
+    drop(self_join);
     if let Some(cg) = &cg {
-        let r = cg.join(pid).map_err(|e| e.to_string());
+        let r = cg.join_paths(pid, &helper_join).map_err(|e| e.to_string());
         if s.outcome(Layer::Cgroups, r).is_err() {
             let _ = sys::kill(pid, libc::SIGKILL);
             let _ = sys::waitpid(pid, 0);
