@@ -252,6 +252,27 @@ fn exit_statuses_pass_through() {
 }
 
 #[test]
+fn report_to_a_file_leaves_stdout_to_the_command() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("r");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    let file = repo.dir.path().join("report.json");
+    let out = exec(
+        &repo,
+        &["--report", file.to_str().unwrap()],
+        &["/bin/echo", "only this"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "only this\n");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(report["exit"]["code"], 0, "{report}");
+    assert_eq!(status_of(&report, "mount"), "applied", "{report}");
+}
+
+#[test]
 fn a_required_layer_that_cannot_be_applied_refuses_to_start() {
     if skip_unless_root() {
         return;

@@ -73,6 +73,9 @@ struct ExecArgs {
     /// Print the launch report (layers live, exit) as JSON, as the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Write the launch report as JSON to FILE instead, so the command's stdout stays its own.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Switch a layer off (tests only). A required layer needs --allow-weaker too; the report
     /// and stderr always say it was off.
     #[arg(long = "layer-off", value_name = "LAYER", hide = true)]
@@ -100,6 +103,14 @@ pub enum SandboxError {
     /// `--layer-off` names no layer.
     #[error("--layer-off {0}: unknown layer (known: identity mount pid ipc uts network landlock seccomp rlimits cgroups env)")]
     UnknownLayer(String),
+    /// `--report FILE` could not be written.
+    #[error("writing the launch report to {path}: {source}")]
+    Report {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// Creating the throwaway volume's parent failed.
     #[error("creating the throwaway volume under {path}: {source}")]
     Volume {
@@ -147,7 +158,9 @@ impl Failure for SandboxError {
                 ExecError::Plan(_) | ExecError::Placeholder { .. } => ExitCode::Usage,
                 _ => ExitCode::Internal,
             },
-            SandboxError::Volume { .. } | SandboxError::Setup { .. } => ExitCode::Internal,
+            SandboxError::Volume { .. }
+            | SandboxError::Report { .. }
+            | SandboxError::Setup { .. } => ExitCode::Internal,
         }
     }
 }
@@ -261,7 +274,13 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn finish(out: &Output, args: &ExecArgs, report: &LaunchReport) -> Result<u8, SandboxError> {
-    if args.json {
+    if let Some(path) = &args.report {
+        let text = serde_json::to_vec_pretty(report).unwrap_or_default();
+        std::fs::write(path, text).map_err(|source| SandboxError::Report {
+            path: path.clone(),
+            source,
+        })?;
+    } else if args.json {
         // The command owned stdout until now; the report is its last line.
         if let Ok(line) = serde_json::to_string(report) {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
