@@ -43,6 +43,75 @@ pub struct RolesFile {
     /// high block, the rest are notes.
     #[serde(default)]
     pub severity_policy: SeverityPolicy,
+    /// Thresholds of the anomaly rules the orchestrator checks each iteration, and which of them
+    /// may stop a run. Absent: the defaults below.
+    #[serde(default)]
+    pub anomaly: AnomalyPolicy,
+}
+
+/// What an anomaly rule does when it fires.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyAction {
+    /// An audit event only.
+    Event,
+    /// An audit event, and a stop with the rule's reason code at its stop threshold.
+    Stop,
+}
+
+/// `anomaly:` — thresholds of the per-iteration anomaly rules and whether each may stop the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyPolicy {
+    /// Changed lines allowed per plan target before `diff_size` fires.
+    pub lines_per_target: u64,
+    /// `diff_size` stops beyond this multiple of the allowance.
+    pub diff_stop_factor: u64,
+    /// `repeated_call` fires at this many identical tool calls in one iteration.
+    pub repeat_event: u32,
+    /// ...and stops at this many.
+    pub repeat_stop: u32,
+    /// `cost_jump` fires above this multiple of the earlier iterations' mean.
+    pub jump_factor: f64,
+    /// Per rule (`file_type`, `diff_size`, `dependency`, `critical_path`, `repeated_call`,
+    /// `cost_jump`): `stop` or `event`. A rule not listed keeps its default.
+    pub actions: BTreeMap<String, AnomalyAction>,
+}
+
+/// The anomaly rules, by name, with their default action.
+pub const ANOMALY_RULES: [(&str, AnomalyAction); 6] = [
+    ("file_type", AnomalyAction::Stop),
+    ("diff_size", AnomalyAction::Stop),
+    ("dependency", AnomalyAction::Stop),
+    ("critical_path", AnomalyAction::Stop),
+    ("repeated_call", AnomalyAction::Stop),
+    ("cost_jump", AnomalyAction::Event),
+];
+
+impl Default for AnomalyPolicy {
+    fn default() -> Self {
+        AnomalyPolicy {
+            lines_per_target: 400,
+            diff_stop_factor: 3,
+            repeat_event: 3,
+            repeat_stop: 10,
+            jump_factor: 3.0,
+            actions: BTreeMap::new(),
+        }
+    }
+}
+
+impl AnomalyPolicy {
+    /// Whether rule `rule` may stop the run.
+    pub fn stops(&self, rule: &str) -> bool {
+        let default = ANOMALY_RULES
+            .iter()
+            .find(|(r, _)| *r == rule)
+            .map_or(AnomalyAction::Event, |(_, a)| *a);
+        self.actions.get(rule).copied().unwrap_or(default) == AnomalyAction::Stop
+    }
 }
 
 /// What the gate does with a review finding.

@@ -63,6 +63,9 @@ fn validation_errors_name_field_and_line() {
         ("rule: ORC-DEP-DOWNGRADE,", "rule: \"ORC DEP\",", "severity_policy.rules[1].rule: `ORC DEP` is not a rule id", "rule: ORC-DEP-DOWNGRADE,"),
         ("rule: ORC-DEP-DOWNGRADE,", "rule: ORC-DEP-BUMP-MAJOR,", "severity_policy.rules[1].rule: `ORC-DEP-BUMP-MAJOR` already has an action at severity_policy.rules[0].rule", "rule: ORC-DEP-DOWNGRADE,"),
         ("high: block", "high: maybe", "high", "high: block"),
+        ("repeat_stop: 10", "repeat_stop: 2", "anomaly.repeat_stop: 2 is below repeat_event (3)", "repeat_stop: 10"),
+        ("cost_jump: event", "cost_spike: event", "anomaly.actions.cost_spike: unknown rule `cost_spike`", "cost_jump: event"),
+        ("jump_factor: 3.0", "jump_factor: 0.5", "anomaly.jump_factor: 0.5 must be a number above 1", "jump_factor: 3.0"),
     ];
     for (from, to, want, at) in cases {
         let (msg, line) = broken(from, to);

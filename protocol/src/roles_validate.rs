@@ -195,6 +195,14 @@ pub enum RolesError {
         /// The offending value.
         rule: String,
     },
+    /// An anomaly setting out of range.
+    #[error("{field}: {problem}")]
+    BadAnomaly {
+        /// Field path, e.g. `anomaly.repeat_stop`.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Two overrides for the same rule id or prefix.
     #[error("{field}: `{rule}` already has an action at {other}")]
     DuplicateRule {
@@ -225,6 +233,7 @@ impl RolesError {
             | RolesError::BadEnvName { field, .. }
             | RolesError::BadGlob { field, .. }
             | RolesError::BadRuleId { field, .. }
+            | RolesError::BadAnomaly { field, .. }
             | RolesError::DuplicateRule { field, .. } => field.clone(),
             RolesError::CriticalNotBlocking { .. } => "severity_policy.critical".into(),
             RolesError::ModelDriverNotAllowed { role, .. } => format!("roles.{role}.driver"),
@@ -380,12 +389,61 @@ impl RolesFile {
             return Err(RolesError::NoApprovers);
         }
         self.validate_severity_policy()?;
+        self.validate_anomaly()?;
         for (i, a) in self.approvers.iter().enumerate() {
             if !is_user_name(a) {
                 return Err(RolesError::BadUser {
                     field: format!("approvers[{i}]"),
                     user: a.clone(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_anomaly(&self) -> Result<(), RolesError> {
+        let a = &self.anomaly;
+        let bad = |field: &str, problem: String| RolesError::BadAnomaly {
+            field: format!("anomaly.{field}"),
+            problem,
+        };
+        if a.lines_per_target == 0 {
+            return Err(bad("lines_per_target", "must be greater than 0".into()));
+        }
+        if a.diff_stop_factor == 0 {
+            return Err(bad("diff_stop_factor", "must be at least 1".into()));
+        }
+        if a.repeat_event < 2 {
+            return Err(bad(
+                "repeat_event",
+                "must be at least 2 (one call is not a repeat)".into(),
+            ));
+        }
+        if a.repeat_stop < a.repeat_event {
+            return Err(bad(
+                "repeat_stop",
+                format!(
+                    "{} is below repeat_event ({})",
+                    a.repeat_stop, a.repeat_event
+                ),
+            ));
+        }
+        if !(a.jump_factor > 1.0 && a.jump_factor.is_finite()) {
+            return Err(bad(
+                "jump_factor",
+                format!("{} must be a number above 1", a.jump_factor),
+            ));
+        }
+        for rule in a.actions.keys() {
+            if !crate::roles::ANOMALY_RULES.iter().any(|(r, _)| r == rule) {
+                let names: Vec<&str> = crate::roles::ANOMALY_RULES
+                    .iter()
+                    .map(|(r, _)| *r)
+                    .collect();
+                return Err(bad(
+                    &format!("actions.{rule}"),
+                    format!("unknown rule `{rule}`; the rules are {}", names.join(", ")),
+                ));
             }
         }
         Ok(())

@@ -36,6 +36,20 @@ pub enum Rule {
     CostJump,
 }
 
+impl Rule {
+    /// The name roles.yaml's `anomaly.actions` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::FileType => "file_type",
+            Rule::DiffSize => "diff_size",
+            Rule::Dependency => "dependency",
+            Rule::CriticalPath => "critical_path",
+            Rule::RepeatedCall => "repeated_call",
+            Rule::CostJump => "cost_jump",
+        }
+    }
+}
+
 /// One hit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Anomaly {
@@ -107,6 +121,31 @@ impl Default for Policy {
             jump_min_usd: 0.5,
         }
     }
+}
+
+impl Policy {
+    /// The defaults with roles.yaml's `anomaly:` thresholds.
+    pub fn from_roles(p: &protocol::roles::AnomalyPolicy) -> Self {
+        Policy {
+            lines_per_target: p.lines_per_target,
+            diff_stop_factor: p.diff_stop_factor,
+            repeat_event: usize::try_from(p.repeat_event).unwrap_or(usize::MAX),
+            repeat_stop: usize::try_from(p.repeat_stop).unwrap_or(usize::MAX),
+            jump_factor: p.jump_factor,
+            ..Policy::default()
+        }
+    }
+}
+
+/// [`check`] with roles.yaml's per-rule actions applied: a rule set to `event` never stops.
+pub fn check_with(obs: &Observation<'_>, roles: &protocol::roles::AnomalyPolicy) -> Vec<Anomaly> {
+    let mut hits = check(obs, &Policy::from_roles(roles));
+    for a in &mut hits {
+        if !roles.stops(a.rule.as_str()) {
+            a.stop = None;
+        }
+    }
+    hits
 }
 
 /// Lines a file gained and lost (`git diff --numstat`); `None` for a binary file.

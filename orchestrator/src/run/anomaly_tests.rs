@@ -177,3 +177,43 @@ fn a_jump_in_tool_calls_or_spend_is_an_event() {
     let first = obs(&[], &[], &[]);
     assert!(check(&first, &Policy::default()).is_empty());
 }
+
+#[test]
+fn roles_yaml_sets_thresholds_and_can_turn_a_stop_into_an_event() {
+    let call = |a: &str| ("run".to_string(), format!("{{\"command\":\"{a}\"}}"));
+    let four: Vec<_> = (0..4).map(|_| call("cargo test")).collect();
+    let mut roles = protocol::roles::AnomalyPolicy::default();
+    assert_eq!(
+        rules(&check_with(&obs(&[], &four, &[]), &roles)),
+        vec![(Rule::RepeatedCall, None)]
+    );
+    roles.repeat_stop = 4;
+    assert_eq!(
+        rules(&check_with(&obs(&[], &four, &[]), &roles)),
+        vec![(Rule::RepeatedCall, Some(StopCode::NoProgress))]
+    );
+    roles.actions.insert(
+        "repeated_call".into(),
+        protocol::roles::AnomalyAction::Event,
+    );
+    assert_eq!(
+        rules(&check_with(&obs(&[], &four, &[]), &roles)),
+        vec![(Rule::RepeatedCall, None)]
+    );
+    // Every rule name is one roles.yaml knows.
+    for r in [
+        Rule::FileType,
+        Rule::DiffSize,
+        Rule::Dependency,
+        Rule::CriticalPath,
+        Rule::RepeatedCall,
+        Rule::CostJump,
+    ] {
+        assert!(
+            protocol::roles::ANOMALY_RULES
+                .iter()
+                .any(|(n, _)| *n == r.as_str()),
+            "{r:?}"
+        );
+    }
+}
