@@ -650,6 +650,21 @@ fn model_spend_at_90_pct_pauses_the_run_for_a_person() {
     assert_eq!(out.status.code(), Some(4), "{ctx}");
     assert!(ctx.contains("PAUSED: cost_usd at 92 %"), "{ctx}");
     assert_eq!(f.server.seen().len(), 1, "{ctx}");
+    // A person re-authorizes: the restarted gateway (the run's spend read back from the ledger)
+    // lets Codex go on, and the run finishes.
+    let id = f
+        .newest_run_dir()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let resumed = f.s.orchestrate(&["resume", &id, "--reauthorize"]);
+    let ctx = f.context(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{ctx}");
+    assert!(ctx.contains("the gateway resumes"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 3, "{ctx}");
+    assert_eq!(f.ledger()["requests"], 3, "{ctx}");
 }
 
 #[test]

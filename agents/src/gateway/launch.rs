@@ -40,6 +40,11 @@ pub struct GatewayLaunch {
     pub budgets: Budgets,
     /// The per-run token the roles present.
     pub token: String,
+    /// The run was resumed by a person (`orchestrate resume --reauthorize`, the only way a run's
+    /// roles start again): a gateway that reopens the run's ledger at the pause threshold starts
+    /// resumed instead of paused.
+    #[serde(default)]
+    pub reauthorized: bool,
 }
 
 impl GatewayLaunch {

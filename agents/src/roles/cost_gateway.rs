@@ -68,6 +68,10 @@ impl CostGateway {
             .map_err(CostGatewayError::Runtime)?;
         let (gateway, events) =
             rt.block_on(Gateway::start_with_token(&l.config, l.run(), token))?;
+        if l.reauthorized && gateway.paused() {
+            eprintln!("cost-control: the run was re-authorized by a person; the gateway resumes");
+            gateway.resume(None);
+        }
         eprintln!(
             "cost-control: gateway for run {} listening on {}",
             l.run_id,

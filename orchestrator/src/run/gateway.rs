@@ -169,6 +169,10 @@ impl RunGateway {
                 )?);
             }
         }
+        let file = egress.join("launch.json");
+        // An earlier launch of this run's cost-control: the run is being resumed, which needs a
+        // person's `--reauthorize`.
+        let reauthorized = file.exists();
         let launch = GatewayLaunch {
             config: GatewayConfig::from_settings(
                 &self.settings,
@@ -180,8 +184,8 @@ impl RunGateway {
             month: agents::gateway::ledger::current_month(),
             budgets: self.budgets,
             token: self.token.clone(),
+            reauthorized,
         };
-        let file = egress.join("launch.json");
         write_private(&file, &serde_json::to_vec_pretty(&launch)?, cost)?;
         Ok(RoleWiring {
             env: vec![(CONFIG_ENV.to_owned(), file.display().to_string())],
