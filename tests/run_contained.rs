@@ -241,13 +241,23 @@ fn contained_run_denies_every_probe_and_still_reaches_staging_while_its_twin_wit
         p.listener.accept().is_err(),
         "the host's listener was reached"
     );
-    // Codegen ran as its own user: the work tree it edited belongs to it.
-    let work = std::fs::metadata(run.join("volume/work/src/slug.rs")).unwrap();
+    // Codegen wrote only to its overlay's upper layer, as its own user; the lower layer (the
+    // base it started from) is untouched.
+    let vol = run.join("volume");
+    let new_file = std::fs::metadata(vol.join("upper/src/slug.rs")).unwrap();
     let codegen_uid = {
         use std::os::unix::fs::MetadataExt;
-        work.uid()
+        new_file.uid()
     };
     assert_ne!(codegen_uid, 0, "codegen's files are root's");
+    assert!(
+        !vol.join("lower/src/slug.rs").exists(),
+        "the lower layer changed"
+    );
+    assert!(
+        !vol.join("upper/README.md").exists(),
+        "an unchanged file reached the upper layer"
+    );
 
     // The twin: the same session with every layer switched off reaches everything.
     let mut args = vec![
@@ -317,4 +327,62 @@ fn with_the_mount_layer_off_landlock_and_the_role_user_still_deny_files() {
     for t in &p.traces {
         assert!(!t.exists(), "{} was written", t.display());
     }
+}
+
+#[test]
+fn a_contained_stop_quarantines_the_upper_layer_and_resume_starts_from_the_checkpoint() {
+    let bins = bin_dir();
+    if let Some(why) = skip_reason(&bins) {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = Contained::new("c");
+    let session = example().join("sessions/stops/scope-exceeded.json");
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(all.contains("STOP_SCOPE_EXCEEDED"), "{all}");
+    let run = c.newest_run_dir();
+    // What codegen wrote (and only that) is set aside: the upper layer, README.md included.
+    let q = run.join("quarantine/work-iteration-1");
+    assert!(q.join("README.md").is_file(), "{}", q.display());
+    assert!(q.join("src/slug.rs").is_file(), "{}", q.display());
+    assert!(
+        !q.join("Cargo.toml").exists(),
+        "an unchanged file was quarantined"
+    );
+    let note: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.join("quarantine/work-iteration-1.json")).unwrap(),
+    )
+    .unwrap();
+    let changed: Vec<&str> = note["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["path"].as_str())
+        .collect();
+    assert!(changed.contains(&"README.md"), "{note}");
+
+    // Resumed, codegen gets a fresh upper layer over the checkpoint (nothing was committed):
+    // the recorded session writes README.md again and the run stops the same way.
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let out = c.orchestrate(&[
+        "resume",
+        &id,
+        "--reauthorize",
+        "--session",
+        session.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("STOP_SCOPE_EXCEEDED"), "{}", text(&out));
+    // The second stop sets its work aside beside the first, overwriting nothing.
+    assert!(q.join("README.md").is_file());
+    assert!(run
+        .join("quarantine/work-iteration-1-2/README.md")
+        .is_file());
+    let audit = c.orchestrate(&["audit", "verify"]);
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
 }

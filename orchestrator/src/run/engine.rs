@@ -214,6 +214,8 @@ pub struct Engine {
     pub(super) base: String,
     pub(super) head: Option<String>,
     pub(super) head_tree: String,
+    /// The commit codegen's overlay lower layer holds (`None`: codegen edits a full copy).
+    pub(super) lower: Option<String>,
     pub(super) plan: Option<WorkPlan>,
     pub(super) plan_hash: Option<Digest32>,
     pub(super) report: Reporter,
@@ -278,6 +280,7 @@ impl Engine {
             shared,
             roles: BTreeMap::new(),
             head_tree: String::new(),
+            lower: None,
             base: p.base,
             head: None,
             plan: None,

@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::engine::{git_text, Engine, EngineError, IterationRecord, KeySource, Outcome};
 use super::launch::Containment;
 use super::layout;
-use crate::git::Candidate;
 
 /// The run manifest (`manifest.json`).
 #[derive(Debug, Clone, Serialize)]
@@ -122,28 +121,32 @@ impl Engine {
 
     /// Moves the uncommitted workspace aside, with the list of what it changed.
     fn quarantine(&mut self, code: StopCode, detail: &str) -> Result<Option<String>, EngineError> {
-        let work = self.dir.volume().join("work");
+        let work = self.uncommitted();
         if !work.exists() {
             return Ok(None);
         }
-        let changes = self
-            .repo
-            .candidate_changes(&self.base, &Candidate::FullTree(&work))
-            .map(|(_, c)| c)
-            .unwrap_or_default();
+        let changes = self.codegen_changes().map(|(_, c)| c).unwrap_or_default();
         let q = self.dir.quarantine();
         std::fs::create_dir_all(&q).map_err(|source| EngineError::Quarantine {
             path: q.clone(),
             source,
         })?;
-        let target = q.join(format!("work-iteration-{}", self.iteration));
+        // A resumed run can stop in the same iteration again: never overwrite what an earlier
+        // stop set aside.
+        let mut name = format!("work-iteration-{}", self.iteration);
+        let mut again = 1;
+        while q.join(&name).exists() {
+            again += 1;
+            name = format!("work-iteration-{}-{again}", self.iteration);
+        }
+        let target = q.join(&name);
         std::fs::rename(&work, &target).map_err(|source| EngineError::Quarantine {
             path: work.clone(),
             source,
         })?;
         layout::write_json(
-            &q.join(format!("work-iteration-{}.json", self.iteration)),
-            &serde_json::json!({"code": code, "detail": detail, "changes_against_base": changes}),
+            &q.join(format!("{name}.json")),
+            &serde_json::json!({"code": code, "detail": detail, "changes": changes, "against": self.lower.as_deref().unwrap_or(&self.base)}),
         )?;
         Ok(Some(target.display().to_string()))
     }

@@ -174,6 +174,11 @@ pub trait RoleLauncher: Send + Sync {
     fn writer(&self, _role: RoleName) -> Option<(u32, u32)> {
         None
     }
+    /// Whether `role` sees the repository as an overlay (`volume/lower` under `volume/upper`,
+    /// mounted at `volume/work`) rather than as a full copy it edits in place.
+    fn overlay(&self, _role: RoleName) -> bool {
+        false
+    }
 }
 
 /// Runs roles as plain child processes of the orchestrator (weaker mode): own process group,

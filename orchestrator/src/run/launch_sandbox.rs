@@ -6,7 +6,7 @@
 //!
 //! | roles.yaml     | read                                  | write                       |
 //! |----------------|---------------------------------------|-----------------------------|
-//! | `{repo}`       | `volume/base`, `volume/candidates`    | `volume/work` (codegen)     |
+//! | `{repo}`       | `volume/base`, `volume/candidates`    | `volume/work` (codegen: an overlay of `volume/upper` on `volume/lower`; a full copy without the mount layer) |
 //! | `{scratch}`    | `volume/scratch/<role>`               | `volume/scratch/<role>`     |
 //! | `{toolchain}`  | RUSTUP_HOME, CARGO_HOME               | —                           |
 //!
@@ -21,7 +21,7 @@ use std::process::Stdio;
 use protocol::roles::{RoleName, RolesFile};
 use sandbox::exec::{lookup_user, RoleSpec as SandboxRole, SandboxSpec};
 use sandbox::linux::launch::{self as jail, Launcher, Stdio3};
-use sandbox::plan::{CgroupHost, HostPaths, Identity, Layer, Network, Plan, PolicyInput};
+use sandbox::plan::{CgroupHost, HostPaths, Identity, Layer, Network, Plan, PolicyInput, RepoView};
 use sandbox::probe::{Availability, HostProbe};
 use sandbox::volume::VolumeLayout;
 
@@ -165,11 +165,26 @@ impl SandboxLauncher {
             .create_role(role.as_str(), identity)
             .map_err(|e| err(&layout.scratch(role.as_str()), std::io::Error::other(e)))?;
         let mut write = Vec::new();
+        let mut repo = None;
+        let writes_repo = policy.write.iter().any(|w| w == "{repo}");
         for w in &policy.write {
             if w == "{repo}" {
-                // Codegen edits the work tree; the engine materialises it and hands it over.
                 let work = self.volume.join("work");
-                mkdir(&work, identity).map_err(|e| err(&work, e))?;
+                if self.overlay(role) {
+                    // The engine materialised the lower layer and made the upper one; each launch
+                    // gets its own overlay work dir under `ovl/`, removed afterwards.
+                    let ovl = self.volume.join("ovl");
+                    mkdir(&ovl, None).map_err(|e| err(&ovl, e))?;
+                    repo = Some(RepoView {
+                        path: work.clone(),
+                        lower: self.volume.join("lower"),
+                        upper: self.volume.join("upper"),
+                        work: ovl,
+                    });
+                } else {
+                    // A full copy the engine materialises and hands over.
+                    mkdir(&work, identity).map_err(|e| err(&work, e))?;
+                }
                 write.push(work);
             } else {
                 write.extend(self.resolve(role, w));
@@ -177,6 +192,10 @@ impl SandboxLauncher {
         }
         let mut read: Vec<PathBuf> = Vec::new();
         for r in &policy.read {
+            if r == "{repo}" && writes_repo {
+                // Its own tree is the repository it reads.
+                continue;
+            }
             for p in self.resolve(role, r) {
                 if r == "{repo}" {
                     mkdir(&p, None).map_err(|e| err(&p, e))?;
@@ -246,7 +265,7 @@ impl SandboxLauncher {
                 on
             },
             allow_weaker: self.allow_weaker,
-            repo: None,
+            repo,
             home: layout.home(role.as_str()),
             tmp: layout.tmp(role.as_str()),
             cwd: layout.home(role.as_str()),
@@ -341,6 +360,14 @@ impl RoleLauncher for SandboxLauncher {
 
     fn writer(&self, role: RoleName) -> Option<(u32, u32)> {
         self.identity(role).map(|i| (i.uid, i.gid))
+    }
+
+    fn overlay(&self, role: RoleName) -> bool {
+        self.live.contains(&Layer::Mount)
+            && self
+                .roles
+                .get(&role)
+                .is_some_and(|p| p.write.iter().any(|w| w == "{repo}"))
     }
 }
 

@@ -19,6 +19,7 @@ mod pipeline;
 pub mod preflight;
 mod role;
 mod supervisor;
+mod worktree;
 
 use std::path::{Path, PathBuf};
 

@@ -18,7 +18,6 @@ use super::evidence;
 mod anomaly;
 use super::guard;
 use super::layout;
-use crate::git::Candidate;
 
 type Stage = Result<Option<Outcome>, EngineError>;
 
@@ -522,7 +521,7 @@ impl Engine {
         let work = self.dir.volume().join("work");
         // Missing after a stop (quarantined), empty when the launcher made it for its bind mount.
         let empty = std::fs::read_dir(&work).map_or(true, |mut d| d.next().is_none());
-        if empty {
+        if self.lower.is_none() && empty {
             let tip = self.head.clone().unwrap_or_else(|| self.base.clone());
             self.repo.materialise(&tip, &work)?;
             if let Some(owner) = self.launcher.writer(RoleName::Codegen) {
@@ -597,9 +596,7 @@ impl Engine {
             };
 
             self.stage = "scan";
-            let (tree, changes) = self
-                .repo
-                .candidate_changes(&self.base, &Candidate::FullTree(&work))?;
+            let (tree, changes) = self.codegen_changes()?;
             self.event(
                 "change.scanned",
                 serde_json::json!({"iteration": n, "changes": changes}),
@@ -940,7 +937,7 @@ fn empty_results(commit: &str) -> TestResults {
 }
 
 /// Gives `dir` and everything below it to `owner` (the role that edits it runs as that user).
-fn chown_tree(dir: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
+pub(super) fn chown_tree(dir: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
     std::os::unix::fs::lchown(dir, Some(owner.0), Some(owner.1))?;
     if std::fs::symlink_metadata(dir)?.is_dir() {
         for entry in std::fs::read_dir(dir)? {

@@ -82,6 +82,11 @@ async fn drive(
     cell: ractor::ActorCell,
 ) -> Result<Outcome, EngineError> {
     let keys = engine.prepare_keys(setup_keys)?;
+    let tip = resume
+        .as_ref()
+        .and_then(|c| c.head.clone())
+        .unwrap_or_else(|| engine.base.clone());
+    engine.prepare_worktree(&tip)?;
     engine.start_roles(&keys, cell).await?;
     engine.execute(resume).await
 }

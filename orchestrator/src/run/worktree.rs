@@ -1,0 +1,89 @@
+//! Codegen's view of the repository and where the orchestrator reads what it changed.
+//!
+//! Contained (the mount layer live), codegen sees `volume/work` as an overlay: the lower layer is
+//! the tip it starts from (`volume/lower`, materialised once per launch, never written), the
+//! upper layer (`volume/upper`, its user's) receives every write, deletion (a whiteout) and new
+//! file. The orchestrator reads only the upper layer, against the lower layer's commit. Without
+//! the mount layer there is no overlay: codegen edits a full copy (`volume/work`) and the
+//! orchestrator compares the whole tree.
+
+use std::path::PathBuf;
+
+use protocol::RoleName;
+
+use super::engine::{Engine, EngineError};
+use crate::git::{Candidate, Change};
+
+/// What `volume/lower` holds: the commit, so a resumed run knows whether it still fits.
+const LOWER_MARKER: &str = "lower.commit";
+
+impl Engine {
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        self.dir.volume().join(name)
+    }
+
+    /// Before the roles start: when codegen's tree is an overlay, makes `tip` its lower layer and
+    /// gives it an empty upper layer — unless both are already there for `tip` (an interrupted
+    /// run going on). An upper layer left over for another tip is set aside in `quarantine/`.
+    pub(super) fn prepare_worktree(&mut self, tip: &str) -> Result<(), EngineError> {
+        if !self.launcher.overlay(RoleName::Codegen) {
+            self.lower = None;
+            return Ok(());
+        }
+        let (lower, upper) = (self.volume_dir("lower"), self.volume_dir("upper"));
+        let marker = self.dir.volume().join(LOWER_MARKER);
+        let current = std::fs::read_to_string(&marker).unwrap_or_default();
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| EngineError::HandOver { path, source }
+        };
+        if current.trim() != tip || !upper.is_dir() {
+            if upper.exists() && std::fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_some()) {
+                let q = self.dir.quarantine();
+                std::fs::create_dir_all(&q).map_err(io(&q))?;
+                let aside = q.join(format!("upper-stale-{}", current.trim()));
+                std::fs::rename(&upper, &aside).map_err(io(&upper))?;
+            }
+            if lower.exists() {
+                std::fs::remove_dir_all(&lower).map_err(io(&lower))?;
+            }
+            let _ = std::fs::remove_dir_all(&upper);
+            self.repo.materialise(tip, &lower)?;
+            std::fs::create_dir_all(&upper).map_err(io(&upper))?;
+            if let Some(owner) = self.launcher.writer(RoleName::Codegen) {
+                // Overlay copy-up keeps the lower file's owner: the writer must own it.
+                super::pipeline::chown_tree(&lower, owner).map_err(io(&lower))?;
+                super::pipeline::chown_tree(&upper, owner).map_err(io(&upper))?;
+            }
+            std::fs::write(&marker, tip).map_err(io(&marker))?;
+        }
+        self.lower = Some(tip.to_owned());
+        Ok(())
+    }
+
+    /// The candidate tree codegen's changes make and those changes, against the commit they
+    /// apply to (the lower layer's, or the base for a full copy).
+    pub(super) fn codegen_changes(&self) -> Result<(String, Vec<Change>), EngineError> {
+        Ok(match &self.lower {
+            Some(lower) => {
+                let upper = self.volume_dir("upper");
+                self.repo
+                    .candidate_changes(lower, &Candidate::Upper(&upper))?
+            }
+            None => {
+                let work = self.volume_dir("work");
+                self.repo
+                    .candidate_changes(&self.base, &Candidate::FullTree(&work))?
+            }
+        })
+    }
+
+    /// Where codegen's uncommitted work is on the host: the upper layer, or the full copy.
+    pub(super) fn uncommitted(&self) -> PathBuf {
+        if self.lower.is_some() {
+            self.volume_dir("upper")
+        } else {
+            self.volume_dir("work")
+        }
+    }
+}
