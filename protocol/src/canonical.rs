@@ -166,3 +166,28 @@ mod tests {
 }
 
 // Digest32 travels as 64 lower-case hex characters in every JSON document.
+
+#[cfg(test)]
+mod float_tests {
+    /// A signed body is re-canonicalised after parsing: every f64 must survive print → parse →
+    /// print unchanged, or a valid signature fails to verify (seen with a ledger's spend).
+    #[test]
+    fn floats_survive_a_parse_and_print_round_trip() {
+        let mut x: f64 = 0.0;
+        for i in 0..20_000u32 {
+            x += 0.000_123_457 * f64::from(i % 97);
+            let first = super::to_vec(&x).unwrap();
+            let back: f64 = serde_json::from_slice(&first).unwrap();
+            assert_eq!(
+                back.to_bits(),
+                x.to_bits(),
+                "{}",
+                String::from_utf8_lossy(&first)
+            );
+            assert_eq!(super::to_vec(&back).unwrap(), first);
+        }
+        let seen = 1.440_410_000_000_000_1_f64;
+        let back: f64 = serde_json::from_slice(&super::to_vec(&seen).unwrap()).unwrap();
+        assert_eq!(back.to_bits(), seen.to_bits());
+    }
+}
