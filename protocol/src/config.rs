@@ -22,6 +22,17 @@ pub struct ThreadConfig {
     /// Per-role overrides.
     #[serde(default)]
     pub roles: BTreeMap<RoleName, RoleOverride>,
+    /// A higher changed-line coverage threshold than the FR's (never a lower one).
+    #[serde(default)]
+    pub coverage: Option<ConfigCoverage>,
+}
+
+/// config.yaml's `coverage`: only the threshold (the command is the FR's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCoverage {
+    /// Minimum line coverage of changed lines, percent (0-100); at least the FR's.
+    pub changed_lines_min_pct: u8,
 }
 
 /// FR run ceilings, each optional (absent = keep the FR's value).

@@ -45,6 +45,12 @@ pub enum MergeError {
         /// The value there.
         base_value: LimitValue,
     },
+    /// config.yaml's coverage threshold is not a percentage.
+    #[error("config.yaml: coverage.changed_lines_min_pct: {value} is above 100")]
+    CoverageAbove100 {
+        /// The value.
+        value: u8,
+    },
     /// roles.yaml has no policy for the role (validation should have caught this).
     #[error("roles.yaml: roles.{role}: missing")]
     MissingRole {
@@ -63,6 +69,35 @@ pub enum MergeError {
         /// The test-runner's prefixes, comma-separated.
         allowed: String,
     },
+}
+
+/// The FR's coverage settings with config.yaml's threshold when that is higher; a lower one is
+/// an error (config.yaml may only tighten), as is one above 100.
+pub fn effective_coverage(
+    fr: &Fr,
+    config: &ThreadConfig,
+) -> Result<Option<crate::fr::Coverage>, MergeError> {
+    let Some(over) = config.coverage else {
+        return Ok(fr.coverage.clone());
+    };
+    let base = fr.coverage.as_ref().map_or(0, |c| c.changed_lines_min_pct);
+    let pct = over.changed_lines_min_pct;
+    if pct > 100 {
+        return Err(MergeError::CoverageAbove100 { value: pct });
+    }
+    if pct < base {
+        return Err(MergeError::Loosens {
+            field: "coverage.changed_lines_min_pct".into(),
+            value: LimitValue::Int(pct.into()),
+            base_file: format!("{}.yaml", fr.id),
+            base_field: "coverage.changed_lines_min_pct".into(),
+            base_value: LimitValue::Int(base.into()),
+        });
+    }
+    Ok(Some(crate::fr::Coverage {
+        changed_lines_min_pct: over.changed_lines_min_pct,
+        command: fr.coverage.as_ref().and_then(|c| c.command.clone()),
+    }))
 }
 
 /// Tighten `base` with `over`, or fail naming both values.

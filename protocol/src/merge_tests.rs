@@ -129,3 +129,46 @@ fn an_fr_coverage_command_must_be_allowed_for_the_test_runner() {
         "{err}"
     );
 }
+
+#[test]
+fn config_may_raise_the_coverage_threshold_never_lower_it() {
+    let base = fr().coverage.map_or(0, |c| c.changed_lines_min_pct);
+    assert!(base > 0 && base < 100, "the example FR sets a threshold");
+    let raised = effective_coverage(
+        &fr(),
+        &config(&format!(
+            "coverage: {{changed_lines_min_pct: {}}}\n",
+            base + 5
+        )),
+    )
+    .unwrap();
+    assert_eq!(raised.map(|c| c.changed_lines_min_pct), Some(base + 5));
+    assert_eq!(
+        effective_coverage(&fr(), &ThreadConfig::default())
+            .unwrap()
+            .map(|c| c.changed_lines_min_pct),
+        Some(base)
+    );
+    let lower = effective_coverage(
+        &fr(),
+        &config(&format!(
+            "coverage: {{changed_lines_min_pct: {}}}\n",
+            base - 1
+        )),
+    );
+    assert!(
+        matches!(lower, Err(MergeError::Loosens { ref field, .. }) if field == "coverage.changed_lines_min_pct"),
+        "{lower:?}"
+    );
+    let over = effective_coverage(&fr(), &config("coverage: {changed_lines_min_pct: 101}\n"));
+    assert!(
+        matches!(over, Err(MergeError::CoverageAbove100 { value: 101 })),
+        "{over:?}"
+    );
+    // An FR without coverage gets the config's threshold.
+    let mut bare = fr();
+    bare.coverage = None;
+    let set =
+        effective_coverage(&bare, &config("coverage: {changed_lines_min_pct: 70}\n")).unwrap();
+    assert_eq!(set.map(|c| c.changed_lines_min_pct), Some(70));
+}

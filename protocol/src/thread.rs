@@ -12,7 +12,7 @@ use crate::fr::{Fr, FrLimits};
 use crate::load::{load_config, load_fr, LoadError, Position};
 use crate::locate::locate;
 use crate::merge::{
-    effective_cost_ceiling_usd, effective_role_limits, effective_run_limits,
+    effective_cost_ceiling_usd, effective_coverage, effective_role_limits, effective_run_limits,
     effective_test_commands, MergeError,
 };
 use crate::roles::{Limits, RoleName, RolesFile};
@@ -40,7 +40,7 @@ pub struct Thread {
 
 /// Loads the FR at `fr_path` and its directory's config.yaml, and merges them with `roles`.
 pub fn load_thread(roles: &RolesFile, fr_path: &Path) -> Result<Thread, LoadError> {
-    let fr = load_fr(fr_path)?;
+    let mut fr = load_fr(fr_path)?;
     let candidate = fr_path
         .parent()
         .unwrap_or_else(|| Path::new("."))
@@ -61,6 +61,7 @@ pub fn load_thread(roles: &RolesFile, fr_path: &Path) -> Result<Thread, LoadErro
         ));
     }
     let test_commands = effective_test_commands(roles, &fr, &config).map_err(located)?;
+    fr.coverage = effective_coverage(&fr, &config).map_err(located)?;
     Ok(Thread {
         fr_path: fr_path.to_owned(),
         cost_ceiling_usd: effective_cost_ceiling_usd(roles, &run_limits),
@@ -87,6 +88,10 @@ fn merge_error(source: MergeError, fr_path: &Path, config_path: Option<&Path>) -
             (path, field.clone())
         }
         MergeError::MissingRole { role } => (fr_path, format!("roles.{role}")),
+        MergeError::CoverageAbove100 { .. } => (
+            config_path.unwrap_or(fr_path),
+            "coverage.changed_lines_min_pct".to_owned(),
+        ),
     };
     let at: Option<Position> = std::fs::read_to_string(path)
         .ok()

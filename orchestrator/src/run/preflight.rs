@@ -105,6 +105,9 @@ pub fn load(repo: &Path, fr_id: &str) -> Result<Policy, PreflightError> {
     let limits = merge::effective_run_limits(&fr, &config).map_err(merge_err)?;
     let cost_usd = merge::effective_cost_ceiling_usd(&roles, &limits);
     let test_commands = merge::effective_test_commands(&roles, &fr, &config).map_err(merge_err)?;
+    // The planner and the gate read the threshold from the FR: config.yaml may raise it.
+    let mut fr = fr;
+    fr.coverage = merge::effective_coverage(&fr, &config).map_err(merge_err)?;
     Ok(Policy {
         roles,
         roles_source,
