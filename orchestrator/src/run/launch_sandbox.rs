@@ -82,6 +82,7 @@ impl SandboxLauncher {
         volume: PathBuf,
         allow_weaker: bool,
         off: &BTreeSet<Layer>,
+        run_ceiling_usd: f64,
     ) -> Result<Self, Unavailable> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         let probe = sandbox::probe::probe(&mounts);
@@ -113,7 +114,7 @@ impl SandboxLauncher {
         let gateway = roles
             .gateway
             .as_ref()
-            .map(|g| RunGateway::new(g, roles.budgets, &volume))
+            .map(|g| RunGateway::new(g, gateway_budgets(roles.budgets, run_ceiling_usd), &volume))
             .transpose()?;
         Ok(Self {
             roles: specs,
@@ -373,6 +374,19 @@ impl RoleLauncher for SandboxLauncher {
     }
 }
 
+/// The budgets the gateway admits requests against: roles.yaml's, with the per-run limit cut to
+/// the run's own ceiling (the strictest of the FR, config.yaml and roles.yaml), so a request that
+/// would cross the tighter ceiling is refused before it is sent, not after the iteration.
+fn gateway_budgets(
+    mut budgets: protocol::roles::Budgets,
+    run_ceiling_usd: f64,
+) -> protocol::roles::Budgets {
+    if run_ceiling_usd.is_finite() && run_ceiling_usd >= 0.0 {
+        budgets.per_run_usd = budgets.per_run_usd.min(run_ceiling_usd);
+    }
+    budgets
+}
+
 /// Which layers cannot be applied to every role here (or are switched `off`), and why; and each
 /// role's OS user.
 fn host_layers(
@@ -457,4 +471,25 @@ fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_budgets;
+
+    #[test]
+    fn the_gateway_admits_against_the_runs_own_ceiling_when_it_is_tighter() {
+        let roles = protocol::load::load_roles(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roles.yaml"),
+        )
+        .unwrap();
+        let b = roles.budgets;
+        assert_eq!(gateway_budgets(b, 1.25).per_run_usd, 1.25);
+        assert_eq!(
+            gateway_budgets(b, b.per_run_usd + 10.0).per_run_usd,
+            b.per_run_usd
+        );
+        assert_eq!(gateway_budgets(b, f64::NAN).per_run_usd, b.per_run_usd);
+        assert_eq!(gateway_budgets(b, 1.25).per_request_usd, b.per_request_usd);
+    }
 }

@@ -230,7 +230,13 @@ fn choose_launcher(
                     .ok_or_else(|| format!("--layer-off {name}: no such layer"))?,
             );
         }
-        match launch_sandbox::SandboxLauncher::new(&policy.roles, volume, allow_weaker, &off) {
+        match launch_sandbox::SandboxLauncher::new(
+            &policy.roles,
+            volume,
+            allow_weaker,
+            &off,
+            policy.cost_usd,
+        ) {
             Ok(l) => return Ok(Box::new(l)),
             Err(e) => e.to_string(),
         }
