@@ -294,6 +294,17 @@ pub fn outside(fx: &Fixture, id: Option<Identity>, args: &[&str]) -> String {
         // std drops supplementary groups when root sets a uid.
         cmd.uid(id.uid).gid(id.gid);
     }
-    let out = cmd.output().unwrap();
+    // The probe was just copied: a child another test thread forked meanwhile can still hold the
+    // copy's write fd until it execs (ETXTBSY). That window closes within milliseconds.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r.unwrap(),
+        }
+    };
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
