@@ -69,6 +69,19 @@ struct Contained {
 }
 
 impl Contained {
+    /// One test at a time, with the fixture; `None` (after printing why) when this host cannot
+    /// run it.
+    fn unless_skipped(tag: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Self)> {
+        if let Some(why) = skip_reason(&bin_dir()) {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+        let one = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some((one, Self::new(tag)))
+    }
+
     fn new(tag: &str) -> Self {
         let bins = bin_dir();
         let tmp = tempfile::Builder::new()
@@ -191,15 +204,9 @@ fn manifest(run_dir: &Path) -> serde_json::Value {
 #[test]
 fn contained_run_denies_every_probe_and_still_reaches_staging_while_its_twin_without_layers_does_not(
 ) {
-    let bins = bin_dir();
-    if let Some(why) = skip_reason(&bins) {
-        eprintln!("SKIP: {why}");
+    let Some((_one, c)) = Contained::unless_skipped("a") else {
         return;
-    }
-    let _one = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let c = Contained::new("a");
+    };
     let p = probes(&c);
     let session = c.session_with(&p.list);
 
@@ -295,15 +302,9 @@ fn contained_run_denies_every_probe_and_still_reaches_staging_while_its_twin_wit
 
 #[test]
 fn with_the_mount_layer_off_landlock_and_the_role_user_still_deny_files() {
-    let bins = bin_dir();
-    if let Some(why) = skip_reason(&bins) {
-        eprintln!("SKIP: {why}");
+    let Some((_one, c)) = Contained::unless_skipped("b") else {
         return;
-    }
-    let _one = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let c = Contained::new("b");
+    };
     let p = probes(&c);
     let session = c.session_with(&p.list);
     let out = c.orchestrate(&[
@@ -331,15 +332,9 @@ fn with_the_mount_layer_off_landlock_and_the_role_user_still_deny_files() {
 
 #[test]
 fn a_contained_stop_quarantines_the_upper_layer_and_resume_starts_from_the_checkpoint() {
-    let bins = bin_dir();
-    if let Some(why) = skip_reason(&bins) {
-        eprintln!("SKIP: {why}");
+    let Some((_one, c)) = Contained::unless_skipped("c") else {
         return;
-    }
-    let _one = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let c = Contained::new("c");
+    };
     let session = example().join("sessions/stops/scope-exceeded.json");
     let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
     let all = text(&out);

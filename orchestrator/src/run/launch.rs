@@ -39,6 +39,24 @@ pub struct RoleSpec {
     pub lifetime_s: u64,
 }
 
+impl RoleSpec {
+    /// Opens the role's log for appending (its stderr), creating `logs/` if needed.
+    pub fn open_log(&self) -> Result<std::fs::File, LaunchError> {
+        let err = |source| LaunchError::Log {
+            path: self.log.clone(),
+            source,
+        };
+        if let Some(dir) = self.log.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(err)
+    }
+}
+
 /// A started role process.
 #[derive(Debug)]
 pub struct RoleProcess {
@@ -195,20 +213,7 @@ impl RoleLauncher for DirectLauncher {
             path: spec.scratch.clone(),
             source,
         })?;
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log {
-                path: spec.log.clone(),
-                source,
-            })?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .map_err(|source| LaunchError::Log {
-                path: spec.log.clone(),
-                source,
-            })?;
+        let log = spec.open_log()?;
         let mut cmd = Command::new(&spec.agent_bin);
         cmd.arg(spec.role.as_str())
             .arg("--run")

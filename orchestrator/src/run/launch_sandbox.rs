@@ -310,20 +310,7 @@ impl RoleLauncher for SandboxLauncher {
             });
         };
         let plan = self.plan(&spec, policy)?;
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LaunchError::Log {
-                path: spec.log.clone(),
-                source,
-            })?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .map_err(|source| LaunchError::Log {
-                path: spec.log.clone(),
-                source,
-            })?;
+        let log = spec.open_log()?;
         let io = Stdio3 {
             stdin: Stdio::null(),
             stdout: Stdio::null(),

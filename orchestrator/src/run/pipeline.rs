@@ -525,9 +525,11 @@ impl Engine {
             let tip = self.head.clone().unwrap_or_else(|| self.base.clone());
             self.repo.materialise(&tip, &work)?;
             if let Some(owner) = self.launcher.writer(RoleName::Codegen) {
-                chown_tree(&work, owner).map_err(|source| EngineError::HandOver {
-                    path: work.clone(),
-                    source,
+                super::worktree::chown_tree(&work, owner).map_err(|source| {
+                    EngineError::HandOver {
+                        path: work.clone(),
+                        source,
+                    }
                 })?;
             }
         }
@@ -934,15 +936,4 @@ fn empty_results(commit: &str) -> TestResults {
         tests: vec![],
         changed_lines_coverage_pct: None,
     }
-}
-
-/// Gives `dir` and everything below it to `owner` (the role that edits it runs as that user).
-pub(super) fn chown_tree(dir: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(owner.0), Some(owner.1))?;
-    if std::fs::symlink_metadata(dir)?.is_dir() {
-        for entry in std::fs::read_dir(dir)? {
-            chown_tree(&entry?.path(), owner)?;
-        }
-    }
-    Ok(())
 }

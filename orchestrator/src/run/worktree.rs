@@ -52,8 +52,8 @@ impl Engine {
             std::fs::create_dir_all(&upper).map_err(io(&upper))?;
             if let Some(owner) = self.launcher.writer(RoleName::Codegen) {
                 // Overlay copy-up keeps the lower file's owner: the writer must own it.
-                super::pipeline::chown_tree(&lower, owner).map_err(io(&lower))?;
-                super::pipeline::chown_tree(&upper, owner).map_err(io(&upper))?;
+                chown_tree(&lower, owner).map_err(io(&lower))?;
+                chown_tree(&upper, owner).map_err(io(&upper))?;
             }
             std::fs::write(&marker, tip).map_err(io(&marker))?;
         }
@@ -86,4 +86,15 @@ impl Engine {
             self.volume_dir("work")
         }
     }
+}
+
+/// Gives `dir` and everything below it to `owner` (the role that edits it runs as that user).
+pub(super) fn chown_tree(dir: &std::path::Path, owner: (u32, u32)) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(owner.0), Some(owner.1))?;
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            chown_tree(&entry?.path(), owner)?;
+        }
+    }
+    Ok(())
 }
