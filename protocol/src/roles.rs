@@ -585,10 +585,15 @@ fn default_relay_port() -> u16 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
-    /// `http://host:port[/prefix]` (for https, a TLS-terminating forwarder on the host's loopback).
+    /// `https://host[:port][/prefix]` (TLS spoken by the gateway itself, server certificate checked
+    /// against the webpki roots or `ca_file`) or `http://host:port[/prefix]`.
     pub base_url: String,
     /// File holding the upstream API key; the run makes it readable by cost-control's user only.
     pub api_key_file: String,
+    /// PEM file of a private CA an `https` upstream's certificate chains to (instead of the
+    /// public webpki roots). Read by the orchestrator when the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// Price of one model, USD per million tokens.
