@@ -325,6 +325,9 @@ pub struct RolePolicy {
     /// The coding-agent CLI the `command` driver runs (codegen only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSettings>,
+    /// The model and limits of the built-in `llm` driver's tool loop (codegen only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSettings>,
 }
 
 impl RolePolicy {
@@ -622,6 +625,32 @@ pub struct CommandSettings {
     /// Files written (below `{home}`) before the CLI starts, e.g. its config.
     #[serde(default)]
     pub files: Vec<CommandFile>,
+}
+
+/// The built-in `llm` driver (codegen): a tool loop (list, read, write, apply a patch, ask for the
+/// approved tests, finish) against the gateway's OpenAI-compatible Chat Completions API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    /// Model name sent upstream; it needs a price in `gateway.prices`.
+    pub model: String,
+    /// `max_tokens` of each request (the gateway's estimate bounds the cost with it).
+    #[serde(default = "default_llm_max_output_tokens")]
+    pub max_output_tokens: u64,
+    /// Model requests per iteration at most (the plan's tool-call cap applies as well).
+    #[serde(default = "default_llm_max_turns")]
+    pub max_turns: u32,
+    /// System prompt; absent: the built-in one (tools, work-tree rules, the plan's targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+}
+
+fn default_llm_max_output_tokens() -> u64 {
+    4096
+}
+
+fn default_llm_max_turns() -> u32 {
+    40
 }
 
 /// A file the `command` driver writes before starting the CLI.

@@ -208,3 +208,106 @@ fn the_command_driver_needs_a_usable_command_block() {
         "OPENAI_API_KEY"
     );
 }
+
+const GATEWAY: &str = "\ngateway:\n  upstream: { base_url: \"http://127.0.0.1:4000/v1\", api_key_file: /etc/orchestrate/upstream.key }\n  prices:\n    gpt-test: { input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 }\n";
+
+/// The shipped roles.yaml with codegen's `driver: replay` replaced by `block`, plus `tail`.
+fn with_codegen(block: &str, tail: &str) -> (Result<RolesFile, LoadError>, String) {
+    let text = shipped().replacen("    driver: replay", block, 1) + tail;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(&path, &text).unwrap();
+    (load_roles(&path), text)
+}
+
+#[test]
+fn the_llm_driver_needs_a_priced_model_and_the_gateway_and_errors_name_file_line_field() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (codegen block, tail, expected text, line of)
+        (
+            "    driver: llm",
+            GATEWAY,
+            "roles.codegen.driver: the llm driver needs an `llm:` block",
+            "    driver: llm",
+        ),
+        (
+            "    driver: llm\n    llm: { model: gpt-other }",
+            GATEWAY,
+            "roles.codegen.llm.model: `gpt-other` has no price in gateway.prices",
+            "llm: { model: gpt-other }",
+        ),
+        (
+            "    driver: llm\n    llm:\n      model: gpt-test\n      max_output_tokens: 0",
+            GATEWAY,
+            "roles.codegen.llm.max_output_tokens: must be greater than 0",
+            "max_output_tokens: 0",
+        ),
+        (
+            "    driver: llm\n    llm: { model: gpt-test, max_turns: 0 }",
+            GATEWAY,
+            "roles.codegen.llm.max_turns: must be greater than 0",
+            "llm: { model: gpt-test, max_turns: 0 }",
+        ),
+        (
+            "    driver: llm\n    llm: { model: gpt-test }",
+            "",
+            "roles.codegen.driver: the llm driver needs the model gateway",
+            "    driver: llm",
+        ),
+        (
+            "    driver: replay\n    llm: { model: gpt-test }",
+            GATEWAY,
+            "roles.codegen.llm: only the llm driver reads an `llm:` block",
+            "llm: { model: gpt-test }",
+        ),
+    ];
+    for (block, tail, want, line_of) in cases {
+        let (r, text) = with_codegen(block, tail);
+        let e = r.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("roles.yaml"), "no file in: {msg}");
+        assert!(msg.contains(want), "want `{want}` in: {msg}");
+        let at = text.find(line_of).unwrap();
+        let line = text[..at].matches('\n').count() as u64 + 1;
+        assert_eq!(e.position().map(|p| p.line), Some(line), "{msg}");
+    }
+    // A typo in the block is a located parse error too.
+    let (r, _) = with_codegen(
+        "    driver: llm\n    llm: { model: gpt-test, max_tokens: 5 }",
+        GATEWAY,
+    );
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("max_tokens"), "{msg}");
+}
+
+#[test]
+fn a_good_llm_block_loads_with_its_defaults() {
+    let (r, _) = with_codegen(
+        "    driver: llm\n    llm:\n      model: gpt-test\n      system_prompt: be brief",
+        GATEWAY,
+    );
+    let r = r.unwrap();
+    let llm = r.role(RoleName::Codegen).unwrap().llm.clone().unwrap();
+    assert_eq!(
+        llm,
+        LlmSettings {
+            model: "gpt-test".into(),
+            max_output_tokens: 4096,
+            max_turns: 40,
+            system_prompt: Some("be brief".into()),
+        }
+    );
+}
+
+#[test]
+fn a_planner_with_a_model_driver_is_refused_not_run_deterministically() {
+    let (e, line) = broken(
+        "    messages: [plan, log]\n    limits: { cpu_seconds: 60, memory_mb: 512, pids: 64, wall_seconds: 120, nofile: 256, fsize_mb: 16 }\n    driver: deterministic",
+        "    messages: [plan, log]\n    limits: { cpu_seconds: 60, memory_mb: 512, pids: 64, wall_seconds: 120, nofile: 256, fsize_mb: 16 }\n    driver: llm",
+    );
+    assert!(
+        e.contains("roles.planner.driver: `llm` is not available for the planner"),
+        "{e}"
+    );
+    assert!(line.is_some(), "{e}");
+}

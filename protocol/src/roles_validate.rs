@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::frame::MessageKind;
-use crate::roles::{Driver, FindingAction, Limits, Network, RoleName, RolesFile};
+use crate::roles::{Driver, FindingAction, Limits, Network, RoleName, RolePolicy, RolesFile};
 
 /// Placeholders a path in `roles.yaml` may start with.
 pub const PLACEHOLDERS: [&str; 4] = ["{repo}", "{volume}", "{scratch}", "{toolchain}"];
@@ -103,6 +103,14 @@ pub enum RolesError {
         role: RoleName,
         /// What is wrong.
         problem: &'static str,
+    },
+    /// The `llm` driver without a usable `llm:` block (or the block under another driver).
+    #[error("{field}: {problem}")]
+    LlmDriver {
+        /// Field path, e.g. `roles.codegen.llm.model`.
+        field: String,
+        /// What is wrong.
+        problem: String,
     },
     /// A limit is zero.
     #[error("{field}: must be greater than 0")]
@@ -234,6 +242,7 @@ impl RolesError {
             | RolesError::BadGlob { field, .. }
             | RolesError::BadRuleId { field, .. }
             | RolesError::BadAnomaly { field, .. }
+            | RolesError::LlmDriver { field, .. }
             | RolesError::DuplicateRule { field, .. } => field.clone(),
             RolesError::CriticalNotBlocking { .. } => "severity_policy.critical".into(),
             RolesError::ModelDriverNotAllowed { role, .. } => format!("roles.{role}.driver"),
@@ -286,6 +295,76 @@ fn check_command(role: RoleName, policy: &crate::roles::RolePolicy) -> Result<()
         _ => return Ok(()),
     };
     Err(RolesError::CommandDriver { role, problem })
+}
+
+/// The `llm` driver needs an `llm:` block naming a model the gateway has a price for, a positive
+/// output cap and turn cap, and a gateway to reach (`gateway:` block, `network: gateway`); the
+/// block means nothing under another driver. Only codegen has a tool loop: a planner driven by a
+/// model is refused rather than run deterministically under a model driver's name.
+fn check_llm(roles: &RolesFile, role: RoleName, policy: &RolePolicy) -> Result<(), RolesError> {
+    let base = format!("roles.{role}");
+    let err = |field: String, problem: String| Err(RolesError::LlmDriver { field, problem });
+    if role == RoleName::Planner && policy.driver != Driver::Deterministic {
+        return err(
+            format!("{base}.driver"),
+            format!(
+                "`{}` is not available for the planner: it derives the plan from the FR (deterministic)",
+                policy.driver.as_str()
+            ),
+        );
+    }
+    let Some(llm) = &policy.llm else {
+        if policy.driver == Driver::Llm {
+            return err(
+                format!("{base}.driver"),
+                "the llm driver needs an `llm:` block (model, max_output_tokens)".into(),
+            );
+        }
+        return Ok(());
+    };
+    if policy.driver != Driver::Llm {
+        return err(
+            format!("{base}.llm"),
+            "only the llm driver reads an `llm:` block".into(),
+        );
+    }
+    if llm.model.trim().is_empty() {
+        return err(format!("{base}.llm.model"), "empty model name".into());
+    }
+    if llm.max_output_tokens == 0 {
+        return err(
+            format!("{base}.llm.max_output_tokens"),
+            "must be greater than 0".into(),
+        );
+    }
+    if llm.max_turns == 0 {
+        return err(
+            format!("{base}.llm.max_turns"),
+            "must be greater than 0".into(),
+        );
+    }
+    if policy.network == Network::None {
+        return err(
+            format!("{base}.network"),
+            "the llm driver reaches its model through the gateway: use `network: gateway`".into(),
+        );
+    }
+    let Some(gw) = &roles.gateway else {
+        return err(
+            format!("{base}.driver"),
+            "the llm driver needs the model gateway: add a `gateway:` block".into(),
+        );
+    };
+    if !gw.prices.contains_key(&llm.model) {
+        return err(
+            format!("{base}.llm.model"),
+            format!(
+                "`{}` has no price in gateway.prices (the gateway refuses a model it cannot estimate)",
+                llm.model
+            ),
+        );
+    }
+    Ok(())
 }
 
 impl RolesFile {
@@ -373,6 +452,7 @@ impl RolesFile {
                 }
             }
             check_command(*role, policy)?;
+            check_llm(self, *role, policy)?;
         }
         check_user(&mut users, "gate.user".into(), &self.gate.user)?;
         check_user(
