@@ -1,5 +1,7 @@
 //! Codegen with the replay driver: every step goes to the orchestrator as a tool call first; a
-//! refused call ends the iteration without applying anything more.
+//! refused call ends the iteration without applying anything more. A codegen task for the `llm`
+//! driver is handed to its tool loop ([`crate::drivers::llm`]), which announces its calls the same
+//! way.
 
 use protocol::frame::{
     ChangeReady, Log, LogLevel, Message, MessageKind, Review, ToolCall, MAX_FRAME_BYTES,
@@ -15,6 +17,9 @@ pub enum CodegenError {
     /// The session could not be loaded or applied.
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
+    /// The llm driver failed.
+    #[error("llm driver: {0}")]
+    Llm(#[from] crate::drivers::llm::LlmError),
     /// The frame socket failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -37,13 +42,18 @@ pub enum CodegenError {
     Raw(#[source] std::io::Error),
 }
 
-/// Runs iteration `iteration` of the session; `next_call` numbers tool calls across the run.
+/// Runs iteration `iteration` of the session (or of the `llm` driver's tool loop when the input
+/// carries one); `next_call` numbers tool calls across the run.
 pub fn iterate(
     t: &mut Transport,
     input: &CodegenInput,
     iteration: u32,
     next_call: &mut u64,
 ) -> Result<(), CodegenError> {
+    if let Some(l) = &input.llm {
+        crate::drivers::llm::iterate(t, &input.worktree, l, iteration, next_call)?;
+        return Ok(());
+    }
     let session = replay::load(&input.session)?;
     let Some(it) = session.iteration(iteration) else {
         t.send(

@@ -47,6 +47,30 @@ pub struct CodegenInput {
     /// The `command` driver: the CLI to run and its task (absent: replay `session`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandTask>,
+    /// The `llm` driver: the model, the task and the previous iteration's test results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmTask>,
+}
+
+/// What the `llm` driver needs for one iteration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmTask {
+    /// roles.yaml `roles.codegen.llm`.
+    pub settings: protocol::roles::LlmSettings,
+    /// The first user message: the FR's objective, scope and acceptance.
+    pub task: String,
+    /// The plan's targets (named in the built-in system prompt).
+    pub targets: Vec<String>,
+    /// The previous iteration's test results, in words (empty in iteration 1): the result of the
+    /// model's `run_tests` call.
+    #[serde(default)]
+    pub feedback: Vec<String>,
+    /// Model requests this iteration may make: the smaller of `llm.max_turns` and the tool calls
+    /// the plan has left.
+    pub max_turns: u32,
+    /// One model request is abandoned after this many seconds.
+    pub timeout_s: u64,
 }
 
 /// What the `command` driver runs for one iteration.

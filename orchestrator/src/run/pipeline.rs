@@ -2,8 +2,8 @@
 //! tests → progress → review → budget). A stage returns `Some(outcome)` when the run ended.
 
 use agents::roles::input::{
-    CodegenInput, CommandTask, CostInput, CoverageTask, PlannerInput, ProgressInput, ReviewInput,
-    TestRunnerInput, Usage,
+    CodegenInput, CommandTask, CostInput, CoverageTask, LlmTask, PlannerInput, ProgressInput,
+    ReviewInput, TestRunnerInput, Usage,
 };
 use agents::roles::progress::{acceptance_passing, failures};
 use protocol::canonical::Digest32;
@@ -567,13 +567,18 @@ impl Engine {
             self.stage = "codegen";
             self.event("iteration.started", serde_json::json!({"iteration": n}))?;
             let command = self.command_task();
-            match &command {
-                Some(c) => self.say(&format!(
+            let llm = self.llm_task(&plan, n);
+            match (&command, &llm) {
+                (Some(c), _) => self.say(&format!(
                     "[iteration {n}/{}] codegen: command driver runs `{}` confined as codegen, metered by the gateway",
                     plan.iteration_cap,
                     c.settings.argv.first().map_or("", String::as_str)
                 )),
-                None => self.say(&format!(
+                (None, Some(l)) => self.say(&format!(
+                    "[iteration {n}/{}] codegen: llm driver (built-in tool loop) asks `{}` through the gateway, at most {} model request(s)",
+                    plan.iteration_cap, l.settings.model, l.max_turns
+                )),
+                (None, None) => self.say(&format!(
                     "[iteration {n}/{}] codegen: REPLAY of the recorded session {}",
                     plan.iteration_cap,
                     self.session.display()
@@ -583,6 +588,7 @@ impl Engine {
                 session: self.session.clone(),
                 worktree: work.clone(),
                 command,
+                llm,
             };
             let task = self.task(&input)?;
             let reply = match self
@@ -893,6 +899,54 @@ impl Engine {
         if policy.driver != protocol::roles::Driver::Command {
             return None;
         }
+        let left = self
+            .shared
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        Some(CommandTask {
+            settings: policy.command.clone()?,
+            task: self.fr_task_text(),
+            timeout_s: left.min(policy.limits.wall_seconds).max(1),
+        })
+    }
+
+    /// The `llm` driver's iteration when roles.yaml drives codegen with the built-in tool loop:
+    /// the FR as the first message, the plan's targets, the previous iteration's test results (the
+    /// answer to the model's `run_tests`), and as many model requests as roles.yaml's
+    /// `llm.max_turns` and the tool calls left under the plan's cap allow.
+    fn llm_task(&self, plan: &WorkPlan, n: u32) -> Option<LlmTask> {
+        let policy = self.policy.roles.role(RoleName::Codegen)?;
+        if policy.driver != protocol::roles::Driver::Llm {
+            return None;
+        }
+        let settings = policy.llm.clone()?;
+        let used = self
+            .shared
+            .tool_calls
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let left_calls = plan.tool_call_cap.saturating_sub(used);
+        let left = self
+            .shared
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        let feedback = match (&self.last_results, n > 1) {
+            (Some(r), true) => llm_feedback(r, plan),
+            _ => Vec::new(),
+        };
+        Some(LlmTask {
+            max_turns: settings.max_turns.min(left_calls).max(1),
+            settings,
+            task: self.fr_task_text(),
+            targets: plan.targets.clone(),
+            feedback,
+            timeout_s: left.min(policy.limits.wall_seconds).max(1),
+        })
+    }
+
+    /// What a coding agent is told to do: the FR's objective, scope and acceptance tests.
+    fn fr_task_text(&self) -> String {
         let fr = &self.policy.fr;
         let mut task = format!(
             "{}: {}\n\n{}\nChange only these files: {}.\n",
@@ -907,17 +961,57 @@ impl Engine {
                 a.id, a.description, a.test.name, a.test.command
             ));
         }
-        let left = self
-            .shared
-            .deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .as_secs();
-        Some(CommandTask {
-            settings: policy.command.clone()?,
-            task,
-            timeout_s: left.min(policy.limits.wall_seconds).max(1),
-        })
+        task
     }
+}
+
+/// The orchestrator's test results in words, for the `llm` driver's model: each approved command
+/// with its exit code, the failing tests, and the acceptance tests still failing.
+fn llm_feedback(r: &TestResults, plan: &WorkPlan) -> Vec<String> {
+    let mut out = vec![format!(
+        "The orchestrator's test-runner ran the approved test commands on your change (iteration {}):",
+        r.iteration
+    )];
+    for c in &r.commands {
+        out.push(format!(
+            "`{}` exited {}",
+            c.command,
+            c.exit_code
+                .map_or_else(|| "on a signal".to_owned(), |e| e.to_string())
+        ));
+    }
+    let failed: Vec<&str> = r
+        .tests
+        .iter()
+        .filter(|t| t.status == protocol::frame::TestStatus::Failed)
+        .map(|t| t.name.as_str())
+        .collect();
+    let passed = r
+        .tests
+        .iter()
+        .filter(|t| t.status == protocol::frame::TestStatus::Passed)
+        .count();
+    out.push(format!(
+        "{passed} test(s) passed; failed: {}",
+        if failed.is_empty() {
+            "none".to_owned()
+        } else {
+            failed.join(", ")
+        }
+    ));
+    let missing: Vec<String> = plan
+        .acceptance_tests
+        .iter()
+        .filter(|a| !r.passed(&a.test))
+        .map(|a| format!("{} (`{}`)", a.criterion, a.test.name))
+        .collect();
+    if !missing.is_empty() {
+        out.push(format!(
+            "acceptance tests not passing yet: {}",
+            missing.join(", ")
+        ));
+    }
+    out
 }
 
 fn level_rank(l: BudgetLevel) -> u8 {
