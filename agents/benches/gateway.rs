@@ -115,7 +115,7 @@ fn main() {
         let mut prices = BTreeMap::new();
         prices.insert("m".to_owned(), ModelPrice { input_usd_per_mtok: 0.001, output_usd_per_mtok: 0.001 });
         let config = GatewayConfig {
-            upstream: UpstreamConfig { base_url: up.base_url().to_owned(), api_key_file: key_file },
+            upstream: UpstreamConfig { base_url: up.base_url().to_owned(), api_key_file: key_file, tls: None },
             prices,
             default_max_output_tokens: 16,
         };

@@ -10,17 +10,23 @@ use serde::{Deserialize, Serialize};
 
 pub use protocol::roles::ModelPrice;
 
+use super::tls::TlsSettings;
+
 /// Where model requests go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port[/prefix]` or `unix:/path/to.sock[:/prefix]`. The incoming path's leading
-    /// `/v1` is replaced by this prefix (so `http://127.0.0.1:4000/v1` maps `/v1/responses` to
-    /// `/v1/responses`).
+    /// `https://host[:port][/prefix]`, `http://host:port[/prefix]` or
+    /// `unix:/path/to.sock[:/prefix]`. The incoming path's leading `/v1` is replaced by this
+    /// prefix (so `http://127.0.0.1:4000/v1` maps `/v1/responses` to `/v1/responses`).
     pub base_url: String,
     /// File holding the upstream API key; readable by cost-control's user only. Never copied into
     /// a role's environment, files or responses.
     pub api_key_file: PathBuf,
+    /// TLS on top of the connection: the run's `https` upstream reached through the egress
+    /// bridge (`unix:` base URL), or the private CA of an `https://` base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// The gateway's configuration (proposed roles.yaml `gateway:` block).
@@ -42,12 +48,18 @@ fn default_max_output_tokens() -> u64 {
 
 impl GatewayConfig {
     /// The roles.yaml `gateway:` block, with the upstream reached at `base_url` (the run engine
-    /// gives cost-control a unix-socket bridge to the configured upstream).
-    pub fn from_settings(s: &protocol::roles::GatewaySettings, base_url: String) -> Self {
+    /// gives cost-control a unix-socket bridge to the configured upstream) and TLS on top for an
+    /// `https` upstream.
+    pub fn from_settings(
+        s: &protocol::roles::GatewaySettings,
+        base_url: String,
+        tls: Option<TlsSettings>,
+    ) -> Self {
         Self {
             upstream: UpstreamConfig {
                 base_url,
                 api_key_file: PathBuf::from(&s.upstream.api_key_file),
+                tls,
             },
             prices: s.prices.clone(),
             default_max_output_tokens: s.default_max_output_tokens,

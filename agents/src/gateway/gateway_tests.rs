@@ -67,6 +67,7 @@ impl Fixture {
             upstream: UpstreamConfig {
                 base_url: base_url.into(),
                 api_key_file: key_file,
+                tls: None,
             },
             prices: prices(),
             default_max_output_tokens: 10,
@@ -550,3 +551,6 @@ async fn the_scripted_server_stops_at_its_deadline() {
         "still listening after its deadline"
     );
 }
+
+#[path = "tls_tests.rs"]
+mod tls;

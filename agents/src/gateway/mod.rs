@@ -19,6 +19,8 @@ pub mod redact;
 pub mod relay;
 pub mod scripted;
 mod server;
+pub mod tls;
+pub mod tls_front;
 pub mod token;
 pub mod upstream;
 pub mod usage;
@@ -43,7 +45,7 @@ use budget::BudgetState;
 use ledger::{LedgerError, SpendLedger};
 use server::Shared;
 use token::RunToken;
-use upstream::{UpstreamAddr, UpstreamError};
+use upstream::{Upstream, UpstreamError};
 
 /// Starting the gateway failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +124,7 @@ impl Gateway {
         if key.is_empty() {
             return Err(GatewayError::EmptyKey(key_path.clone()));
         }
-        let upstream = UpstreamAddr::parse(&config.upstream.base_url)?;
+        let upstream = Upstream::new(&config.upstream.base_url, config.upstream.tls.as_ref())?;
         let ledger = SpendLedger::open(&run.ledger_db)?;
         let run_totals = ledger.run_totals(&run.run_id)?;
         let run_spent = run_totals.usd;

@@ -26,7 +26,7 @@ use super::events::GatewayEvent;
 use super::ledger::{Booking, SpendLedger, Totals};
 use super::redact::{redact_all, Redactor};
 use super::token::RunToken;
-use super::upstream::UpstreamAddr;
+use super::upstream::Upstream;
 use super::usage::{self, SseTap, Usage};
 
 /// Body type of every gateway response.
@@ -42,7 +42,7 @@ pub struct Shared {
     pub(super) token: RunToken,
     pub(super) key: String,
     pub(super) config: GatewayConfig,
-    pub(super) upstream: UpstreamAddr,
+    pub(super) upstream: Upstream,
     pub(super) state: Mutex<BudgetState>,
     pub(super) ledger: Mutex<SpendLedger>,
     /// The run's totals, kept in memory (loaded from the ledger at start) so no read per request.
@@ -307,10 +307,19 @@ async fn unmetered(shared: Arc<Shared>, req: Request<Incoming>) -> Response<GwBo
 
 fn upstream_failed(e: &super::upstream::UpstreamError) -> Response<GwBody> {
     tracing::warn!(error = %e, "upstream request failed");
+    // The gateway runs in cost-control's process: its stderr is cost-control's log.
+    eprintln!("gateway: upstream request failed (nothing booked): {e}");
+    let message = match e {
+        // A certificate problem is the operator's to fix: say which (never the key: it was not sent).
+        super::upstream::UpstreamError::Handshake { .. } => {
+            format!("the upstream model API could not be reached: {e}")
+        }
+        _ => "the upstream model API could not be reached".to_owned(),
+    };
     reject(
         StatusCode::BAD_GATEWAY,
         "upstream_unavailable",
-        "the upstream model API could not be reached",
+        &message,
         None,
     )
 }

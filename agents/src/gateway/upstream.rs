@@ -1,6 +1,7 @@
 //! The connection to the upstream provider: parse the configured base URL, open one HTTP/1.1
-//! connection per request (TCP or unix socket) and send the request on it. The connection task
-//! lives until the response body has been read, so streams pass through unbuffered.
+//! connection per request (TCP or unix socket, with TLS on top for an `https` upstream — see
+//! [`super::tls`]) and send the request on it. The connection task lives until the response body
+//! has been read, so streams pass through unbuffered.
 
 use std::path::PathBuf;
 
@@ -12,12 +13,27 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::tls::{TlsError, TlsSettings, TlsUpstream};
+
 /// Upstream errors. They name the address, never the key.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// The base URL is neither `http://` nor `unix:`.
-    #[error("upstream base_url `{0}`: expected http://host:port[/prefix] or unix:/path[:/prefix] (https: put a TLS-terminating forwarder on loopback)")]
+    /// The base URL is neither `https://`, `http://` nor `unix:`.
+    #[error("upstream base_url `{0}`: expected https://host[:port][/prefix], http://host:port[/prefix] or unix:/path[:/prefix]")]
     Scheme(String),
+    /// The TLS client could not be set up.
+    #[error("TLS to upstream: {0}")]
+    TlsSetup(#[from] TlsError),
+    /// The TLS handshake failed (certificate not trusted, wrong name, no TLS at all).
+    #[error("TLS handshake with upstream {authority} (trusting {trust}): {source}")]
+    Handshake {
+        /// `host[:port]` the certificate had to name.
+        authority: String,
+        /// Where trust came from.
+        trust: &'static str,
+        /// Cause (rustls' certificate error inside).
+        source: std::io::Error,
+    },
     /// Connecting failed.
     #[error("connect to upstream {addr}: {source}")]
     Connect {
@@ -56,7 +72,7 @@ pub enum UpstreamAddr {
 }
 
 impl UpstreamAddr {
-    /// Parse a configured base URL.
+    /// Parse a configured `http://` or `unix:` base URL (see [`Upstream::new`] for `https://`).
     pub fn parse(base_url: &str) -> Result<Self, UpstreamError> {
         if let Some(rest) = base_url.strip_prefix("http://") {
             let (authority, prefix) = match rest.find('/') {
@@ -110,28 +126,148 @@ impl UpstreamAddr {
             Self::Unix { path, .. } => path.display().to_string(),
         }
     }
+}
+
+/// `https://host[:port][/prefix]` → (`host[:port]` as written, `host:port` to connect to, prefix).
+pub fn parse_https(base_url: &str) -> Option<(String, String, String)> {
+    let rest = base_url.strip_prefix("https://")?;
+    let (authority, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let connect = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']')? {
+            (_, "") => format!("{authority}:443"),
+            (_, port) => {
+                port.strip_prefix(':')?.parse::<u16>().ok()?;
+                authority.to_owned()
+            }
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            None => format!("{authority}:443"),
+            Some((host, port)) => {
+                if host.is_empty() {
+                    return None;
+                }
+                port.parse::<u16>().ok()?;
+                authority.to_owned()
+            }
+        }
+    };
+    Some((
+        authority.to_owned(),
+        connect,
+        prefix.trim_end_matches('/').to_owned(),
+    ))
+}
+
+/// The upstream: where to connect, and TLS on top when it is `https`.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    addr: UpstreamAddr,
+    tls: Option<TlsUpstream>,
+}
+
+impl Upstream {
+    /// The upstream of `base_url`. `https://host[:port][/prefix]` connects to `host:port` (443 by
+    /// default) and speaks TLS; `tls` (the run's bridged `https` upstream behind a `unix:` base
+    /// URL, or the `ca_file` of an `https` one) adds TLS to any transport.
+    pub fn new(base_url: &str, tls: Option<&TlsSettings>) -> Result<Self, UpstreamError> {
+        if let Some((authority, connect, prefix)) = parse_https(base_url) {
+            let settings = TlsSettings {
+                authority,
+                ca_pem: tls.and_then(|t| t.ca_pem.clone()),
+            };
+            return Ok(Self {
+                addr: UpstreamAddr::Tcp {
+                    authority: connect,
+                    prefix,
+                },
+                tls: Some(TlsUpstream::new(&settings)?),
+            });
+        }
+        if base_url.starts_with("https://") {
+            return Err(UpstreamError::Scheme(base_url.to_owned()));
+        }
+        Ok(Self {
+            addr: UpstreamAddr::parse(base_url)?,
+            tls: tls.map(TlsUpstream::new).transpose()?,
+        })
+    }
+
+    /// Where it connects.
+    pub fn addr(&self) -> &UpstreamAddr {
+        &self.addr
+    }
+
+    /// Whether TLS is spoken.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The upstream path for an incoming path.
+    pub fn map_path(&self, incoming: &str) -> String {
+        self.addr.map_path(incoming)
+    }
+
+    /// The `Host` header value.
+    pub fn host(&self) -> &str {
+        match &self.tls {
+            Some(t) => t.authority(),
+            None => self.addr.host(),
+        }
+    }
 
     /// Send `req` on a fresh connection.
     pub async fn send(
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let addr = self.describe();
+        let addr = self.addr.describe();
         let connect = |source| UpstreamError::Connect {
             addr: addr.clone(),
             source,
         };
-        match self {
-            Self::Tcp { authority, .. } => {
+        match &self.addr {
+            UpstreamAddr::Tcp { authority, .. } => {
                 let s = TcpStream::connect(authority.as_str())
                     .await
                     .map_err(connect)?;
                 let _ = s.set_nodelay(true);
-                exchange(s, req, &addr).await
+                self.over(s, req, &addr).await
             }
-            Self::Unix { path, .. } => {
+            UpstreamAddr::Unix { path, .. } => {
                 let s = UnixStream::connect(path).await.map_err(connect)?;
-                exchange(s, req, &addr).await
+                self.over(s, req, &addr).await
+            }
+        }
+    }
+
+    async fn over<S>(
+        &self,
+        s: S,
+        req: Request<Full<Bytes>>,
+        addr: &str,
+    ) -> Result<Response<Incoming>, UpstreamError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        match &self.tls {
+            None => exchange(s, req, addr).await,
+            Some(tls) => {
+                let s = tls
+                    .connect(s)
+                    .await
+                    .map_err(|source| UpstreamError::Handshake {
+                        authority: tls.authority().to_owned(),
+                        trust: tls.trust(),
+                        source,
+                    })?;
+                exchange(s, req, addr).await
             }
         }
     }
@@ -197,5 +333,58 @@ mod tests {
             UpstreamAddr::parse("http:///v1"),
             Err(UpstreamError::Scheme(_))
         ));
+    }
+
+    #[test]
+    fn https_base_urls_connect_to_443_unless_a_port_is_given() {
+        let p = |u: &str| parse_https(u);
+        assert_eq!(
+            p("https://api.openai.com/v1/"),
+            Some((
+                "api.openai.com".into(),
+                "api.openai.com:443".into(),
+                "/v1".into()
+            ))
+        );
+        assert_eq!(
+            p("https://localhost:8443"),
+            Some(("localhost:8443".into(), "localhost:8443".into(), "".into()))
+        );
+        assert_eq!(
+            p("https://[::1]/v1"),
+            Some(("[::1]".into(), "[::1]:443".into(), "/v1".into()))
+        );
+        assert_eq!(
+            p("https://[::1]:9/v1"),
+            Some(("[::1]:9".into(), "[::1]:9".into(), "/v1".into()))
+        );
+        for bad in [
+            "https:///v1",
+            "https://h:notaport/v1",
+            "https://u:p@h/v1",
+            "https://:443",
+            "http://h:1",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+        let u = Upstream::new("https://api.anthropic.com/v1", None).unwrap();
+        assert!(u.is_tls());
+        assert_eq!(u.host(), "api.anthropic.com");
+        assert_eq!(u.map_path("/v1/messages"), "/v1/messages");
+        assert!(matches!(
+            Upstream::new("https://h:x/v1", None),
+            Err(UpstreamError::Scheme(_))
+        ));
+        // The run's bridged form: TLS over the egress socket, the configured host as SNI.
+        let tls = TlsSettings {
+            authority: "api.openai.com".into(),
+            ca_pem: None,
+        };
+        let b = Upstream::new("unix:/run/up.sock:/v1", Some(&tls)).unwrap();
+        assert!(b.is_tls());
+        assert_eq!(b.host(), "api.openai.com");
+        assert!(!Upstream::new("http://127.0.0.1:1/v1", None)
+            .unwrap()
+            .is_tls());
     }
 }

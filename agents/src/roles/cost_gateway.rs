@@ -73,9 +73,13 @@ impl CostGateway {
             gateway.resume(None);
         }
         eprintln!(
-            "cost-control: gateway for run {} listening on {}",
+            "cost-control: gateway for run {} listening on {} (run ceiling {} USD, month {} USD, upstream {}{})",
             l.run_id,
-            gateway.socket().display()
+            gateway.socket().display(),
+            l.budgets.per_run_usd,
+            l.budgets.per_month_usd,
+            l.config.upstream.tls.as_ref().map_or("", |t| t.authority.as_str()),
+            if l.config.upstream.tls.is_some() { " over TLS" } else { "over plain HTTP" },
         );
         Ok(Self {
             gateway: Some(gateway),

@@ -232,7 +232,11 @@ impl Engine {
             diff_summary,
             external_calls: Vec::new(),
             tokens: serde_json::json!({"in": 0, "out": 0}),
-            cost: serde_json::json!({"spent_usd": 0.0, "limit_usd": self.policy.cost_usd}),
+            // A person's raises (`resume --raise-budget`): who, from, to; limit_usd is the newest.
+            cost: serde_json::json!({
+                "spent_usd": 0.0, "limit_usd": self.policy.cost_usd,
+                "raised": super::budget_raise::raises(&self.store, &self.run_id)?,
+            }),
             tool_calls: self
                 .shared
                 .tool_calls

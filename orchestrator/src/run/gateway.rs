@@ -9,6 +9,13 @@
 //! whose roles.yaml network is `gateway` (codegen) gets the gateway's socket directory bound into
 //! its root, the per-run token and one loopback TCP port for its relay — never the key.
 //!
+//! An `https://` upstream: the bridge still only pipes bytes to `host:port`; cost-control's gateway
+//! speaks TLS through it (SNI and the certificate's name = the configured host), trusting the
+//! webpki roots built into the binary or, with `ca_file`, that private CA. The orchestrator reads
+//! `ca_file` when the run starts (a missing or unparsable file refuses the run before any role
+//! runs) and hands the PEM to cost-control in its launch file: nothing is bound into
+//! cost-control's view for it, and the file may live where cost-control's user cannot read.
+//!
 //! | path (run volume)              | owner        | who sees it                         |
 //! |--------------------------------|--------------|-------------------------------------|
 //! | `gateway/socket/gateway.sock`  | cost-control | cost-control (rw), codegen (bound)  |
@@ -27,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use agents::gateway::launch::{
     GatewayLaunch, CONFIG_ENV, RELAY_PORT_ENV, SOCKET_ENV, SOCKET_NAME, TOKEN_ENV,
 };
+use agents::gateway::tls::{self, TlsSettings};
 use agents::gateway::token::RunToken;
 use agents::gateway::GatewayConfig;
 use protocol::roles::{Budgets, GatewaySettings, RoleName};
@@ -35,9 +43,28 @@ use sandbox::plan::{Identity, Network};
 /// Wiring the gateway for a role failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayWiringError {
-    /// The upstream base URL is not `http://host:port[/prefix]`.
-    #[error("roles.yaml gateway.upstream.base_url `{0}`: expected http://host:port[/prefix] (https: a TLS-terminating forwarder on the host's loopback)")]
+    /// The upstream base URL is neither `https://host[:port][/prefix]` nor `http://host:port[/prefix]`.
+    #[error("roles.yaml gateway.upstream.base_url `{0}`: expected https://host[:port][/prefix] or http://host:port[/prefix]")]
     BaseUrl(String),
+    /// `ca_file` with a plain `http://` upstream.
+    #[error("roles.yaml gateway.upstream.ca_file: only an https:// base_url uses a CA (base_url is `{0}`)")]
+    CaWithoutHttps(String),
+    /// `ca_file` could not be read.
+    #[error("roles.yaml gateway.upstream.ca_file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// `ca_file` holds no usable certificate.
+    #[error("roles.yaml gateway.upstream.ca_file {path}: {source}")]
+    CaPem {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: tls::TlsError,
+    },
     /// A directory or file could not be prepared.
     #[error("prepare {path} for the gateway: {source}")]
     Prepare {
@@ -75,6 +102,7 @@ pub struct RunGateway {
     root: PathBuf,
     ledger_dir: PathBuf,
     upstream: (String, String),
+    tls: Option<TlsSettings>,
     bridge: Mutex<Option<EgressBridge>>,
 }
 
@@ -85,8 +113,23 @@ impl RunGateway {
         budgets: Budgets,
         volume: &Path,
     ) -> Result<Self, GatewayWiringError> {
-        let upstream = parse_http(&settings.upstream.base_url)
-            .ok_or_else(|| GatewayWiringError::BaseUrl(settings.upstream.base_url.clone()))?;
+        let url = &settings.upstream.base_url;
+        let (upstream, tls) = match agents::gateway::upstream::parse_https(url) {
+            Some((authority, connect, prefix)) => (
+                (connect, prefix),
+                Some(TlsSettings {
+                    ca_pem: read_ca(settings.upstream.ca_file.as_deref(), &authority)?,
+                    authority,
+                }),
+            ),
+            None => {
+                if settings.upstream.ca_file.is_some() {
+                    return Err(GatewayWiringError::CaWithoutHttps(url.clone()));
+                }
+                let up = parse_http(url).ok_or_else(|| GatewayWiringError::BaseUrl(url.clone()))?;
+                (up, None)
+            }
+        };
         let state = volume.ancestors().nth(3).unwrap_or(volume);
         Ok(Self {
             settings: settings.clone(),
@@ -95,6 +138,7 @@ impl RunGateway {
             root: volume.join("gateway"),
             ledger_dir: state.join("gateway"),
             upstream,
+            tls,
             bridge: Mutex::new(None),
         })
     }
@@ -177,6 +221,7 @@ impl RunGateway {
             config: GatewayConfig::from_settings(
                 &self.settings,
                 format!("unix:{}:{}", upstream_sock.display(), self.upstream.1),
+                self.tls.clone(),
             ),
             run_id: run_id.to_owned(),
             socket: self.socket_dir().join(SOCKET_NAME),
@@ -195,6 +240,26 @@ impl RunGateway {
             tcp_ports: vec![],
         })
     }
+}
+
+/// The PEM of `ca_file` for the upstream `authority`, checked the way cost-control's gateway will
+/// use it (certificates that parse as trust anchors), so a bad file refuses the run at its start.
+fn read_ca(path: Option<&str>, authority: &str) -> Result<Option<String>, GatewayWiringError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    let pem = std::fs::read_to_string(&path).map_err(|source| GatewayWiringError::CaFile {
+        path: path.clone(),
+        source,
+    })?;
+    let settings = TlsSettings {
+        authority: authority.to_owned(),
+        ca_pem: Some(pem),
+    };
+    tls::TlsUpstream::new(&settings)
+        .map_err(|source| GatewayWiringError::CaPem { path, source })?;
+    Ok(settings.ca_pem)
 }
 
 /// `http://host:port/prefix` → (`host:port`, `/prefix`).
@@ -340,6 +405,98 @@ mod tests {
         );
         assert_eq!(parse_http("https://api.openai.com/v1"), None);
         assert_eq!(parse_http("http://noport/v1"), None);
+    }
+
+    fn settings(base_url: &str, ca_file: Option<&Path>) -> GatewaySettings {
+        GatewaySettings {
+            upstream: protocol::roles::UpstreamSettings {
+                base_url: base_url.into(),
+                api_key_file: "/nonexistent/key".into(),
+                ca_file: ca_file.map(|p| p.display().to_string()),
+            },
+            prices: Default::default(),
+            default_max_output_tokens: 16,
+            relay_port: 18080,
+        }
+    }
+
+    fn budgets() -> Budgets {
+        Budgets {
+            per_request_usd: 1.0,
+            per_run_usd: 2.0,
+            per_month_usd: 10.0,
+            warn_pct: 70,
+            escalate_pct: 90,
+            stop_pct: 100,
+        }
+    }
+
+    #[test]
+    fn an_https_upstream_is_bridged_to_port_443_and_its_ca_file_read_at_run_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("state/runs/r/volume");
+        let g = RunGateway::new(
+            &settings("https://api.openai.com/v1", None),
+            budgets(),
+            &volume,
+        )
+        .unwrap();
+        assert_eq!(g.upstream, ("api.openai.com:443".into(), "/v1".into()));
+        assert_eq!(
+            g.tls,
+            Some(TlsSettings {
+                authority: "api.openai.com".into(),
+                ca_pem: None
+            })
+        );
+        // A private CA: the PEM travels in the launch file, read here.
+        let ca = dir.path().join("ca.pem");
+        let pem = concat!(
+            "-----BEGIN CERTIFICATE-----\n",
+            "MIIBoTCCAUegAwIBAgIUNXCRdHfj4wbZ2vkEkA5EJYgnGcYwCgYIKoZIzj0EAwIw\n",
+            "JTEjMCEGA1UEAwwab3JjaGVzdHJhdGUgd2lyaW5nIHRlc3QgQ0EwIBcNMjYxMTIz\n",
+            "MTYxMzI0WhgPMjEyNjEwMzAxNjEzMjRaMCUxIzAhBgNVBAMMGm9yY2hlc3RyYXRl\n",
+            "IHdpcmluZyB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9cNm0szu\n",
+            "dlLZxGnBRKxUrTwLtKVQmAC8opRAjFccW9lDMImbkirjpy6kCe49H13nZyqEhNSr\n",
+            "94Kj1r+QwMxeeaNTMFEwHQYDVR0OBBYEFEi5vkCG7uBrFEmn8HeqxJircKPDMB8G\n",
+            "A1UdIwQYMBaAFEi5vkCG7uBrFEmn8HeqxJircKPDMA8GA1UdEwEB/wQFMAMBAf8w\n",
+            "CgYIKoZIzj0EAwIDSAAwRQIgTiyos7sCSoPL2WBC6gxLp8+hT7K07GEvhfs/R18L\n",
+            "v0sCIQCvkdZ1VAIuip/vU3u6iY4gVNBQSkWOAFg3gVWoIlE5cw==\n",
+            "-----END CERTIFICATE-----\n",
+        );
+        std::fs::write(&ca, pem).unwrap();
+        let g = RunGateway::new(
+            &settings("https://llm.internal:8443/api/v1", Some(&ca)),
+            budgets(),
+            &volume,
+        )
+        .unwrap();
+        assert_eq!(g.upstream, ("llm.internal:8443".into(), "/api/v1".into()));
+        assert_eq!(g.tls.unwrap().ca_pem.as_deref(), Some(pem));
+        // Refused with the file named: missing, not PEM, or a CA for a plain http upstream.
+        let missing = dir.path().join("missing.pem");
+        let e = RunGateway::new(
+            &settings("https://h/v1", Some(&missing)),
+            budgets(),
+            &volume,
+        )
+        .unwrap_err();
+        assert!(matches!(e, GatewayWiringError::CaFile { .. }), "{e}");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        for bad in [
+            "not a certificate\n",
+            "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n",
+        ] {
+            std::fs::write(&ca, bad).unwrap();
+            let e = RunGateway::new(&settings("https://h/v1", Some(&ca)), budgets(), &volume)
+                .unwrap_err();
+            assert!(matches!(e, GatewayWiringError::CaPem { .. }), "{e}");
+        }
+        let e = RunGateway::new(&settings("http://h:80/v1", Some(&ca)), budgets(), &volume)
+            .unwrap_err();
+        assert!(matches!(e, GatewayWiringError::CaWithoutHttps(_)), "{e}");
+        let e = RunGateway::new(&settings("ftp://h/v1", None), budgets(), &volume).unwrap_err();
+        assert!(matches!(e, GatewayWiringError::BaseUrl(_)), "{e}");
     }
 
     #[test]

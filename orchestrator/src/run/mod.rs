@@ -6,6 +6,7 @@
 //! on a change, drift repair, progress, caps, budget levels — is a pure function in [`guard`] and
 //! [`decide`], unit-tested on its own. Roles are launched through [`launch::RoleLauncher`].
 
+pub mod budget_raise;
 pub mod decide;
 mod engine;
 mod evidence;
@@ -120,6 +121,14 @@ pub enum RunError {
     NeedsReauthorize {
         /// The run.
         run_id: String,
+    },
+    /// `--raise-budget` refused (exit 2; the run is left as it was).
+    #[error("resuming {run_id}: {source}")]
+    Raise {
+        /// The run.
+        run_id: String,
+        /// Why.
+        source: budget_raise::RaiseError,
     },
 }
 
@@ -490,6 +499,8 @@ pub struct ResumeRequest {
     pub layers_off: Vec<String>,
     /// The recorded session (default `<repo>/sessions/<FR>.json`).
     pub session: Option<PathBuf>,
+    /// Raise the run's cost ceiling to this many USD (`--raise-budget`).
+    pub raise_budget: Option<f64>,
     /// Terminal progress.
     pub report: Reporter,
 }
@@ -519,8 +530,23 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         path: req.repo.clone(),
         source: Box::new(source),
     })?;
-    let policy = preflight::load(repo.root(), &record.fr_id)?;
+    let mut policy = preflight::load(repo.root(), &record.fr_id)?;
     let dir = RunDir::new(&req.state_dir, &req.run_id);
+    // A raise is checked before anything of the run is touched; the newest raise (this one or an
+    // earlier resume's) sets the ceiling the gateway and the budget stage use.
+    let raises = budget_raise::raises(&store, &req.run_id)?;
+    let from_usd = budget_raise::current_ceiling(&raises, &dir, &policy);
+    if let Some(to) = req.raise_budget {
+        budget_raise::check(to, from_usd, policy.roles.budgets.per_month_usd).map_err(
+            |source| RunError::Raise {
+                run_id: req.run_id.clone(),
+                source,
+            },
+        )?;
+    }
+    if let Some(to) = req.raise_budget.or(raises.last().map(|r| r.to_usd)) {
+        budget_raise::apply(&mut policy, to);
+    }
     let launcher = choose_launcher(&policy, dir.volume(), req.allow_weaker, &req.layers_off)
         .map_err(|reason| RunError::NoContainment { reason })?;
     let _ = std::fs::remove_file(dir.stop_request());
@@ -533,6 +559,17 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         "run.reauthorized",
         serde_json::json!({"by": os_user(), "previous_status": shown, "stop_reason": record.stop_reason, "from_iteration": checkpoint.as_ref().map(|c| c.iteration)}),
     ))?;
+    if let Some(to) = req.raise_budget {
+        store.append(&Event::for_run(
+            req.run_id.clone(),
+            budget_raise::RAISED,
+            serde_json::json!({"by": os_user(), "from_usd": from_usd, "to_usd": to, "per_month_usd": policy.roles.budgets.per_month_usd}),
+        ))?;
+        (req.report)(&format!(
+            "run {}: cost ceiling raised from {from_usd} to {to} USD by a person",
+            req.run_id
+        ));
+    }
     store.set_run_status(&req.run_id, status::RUNNING, None)?;
     let base = match &checkpoint {
         Some(c) => c.base.clone(),

@@ -507,7 +507,7 @@ impl Engine {
             Usage {
                 dimension: "cost_usd".into(),
                 used: 0.0,
-                limit: plan.budget.limits.per_run_usd,
+                limit: self.cost_ceiling(plan),
             },
         ]
     }
@@ -778,7 +778,7 @@ impl Engine {
             let input = CostInput {
                 usage: usage.clone(),
                 spent_usd: 0.0,
-                limit_usd: b.limits.per_run_usd,
+                limit_usd: self.cost_ceiling(&plan),
                 warn_pct: b.warn_pct,
                 escalate_pct: b.escalate_pct,
                 stop_pct: b.stop_pct,
