@@ -1,0 +1,584 @@
+//! The built-in `llm` driver as codegen, fully contained, metered by cost-control's gateway, on
+//! the textkit example.
+//!
+//! A scripted Chat Completions server on the host's loopback stands in for the provider;
+//! roles.yaml drives codegen with `driver: llm` and gives cost-control a `gateway:` pointing at
+//! it. The scripted model lists the tree, tries to read `/etc/shadow` and another role's key by
+//! path (the tool layer refuses: absolute, `..`), then through symlinks committed in the
+//! repository, which pass the tool layer's path check (the kernel answers: the targets are not
+//! in codegen's root), and writes through a symlink that points outside. Then it reads
+//! `src/lib.rs`, patches it, writes FR-12 with a bug, and asks for the tests; the orchestrator's
+//! test-runner runs them, the failing acceptance test comes back as the `run_tests` result in
+//! iteration 2, the model patches the bug and finishes. The run ends done and the gate promotes
+//! staging; the ledger booked the scripted usage. The twin with every layer off sees the
+//! symlinked reads and the write succeed (and the tool layer still refuses the plain paths), so
+//! a denial in the contained run is the kernel's doing.
+//!
+//! Needs root, useradd and every containment layer; skips with the reason otherwise.
+
+// Helpers of a test binary: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use agents::gateway::scripted::{Output as Item, ScriptedServer, Turn};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::{bin_dir, copy_dir, example, git, project_roles, text};
+
+const KEY: &str = "sk-test-UPSTREAM-llm-51c2-never-in-a-role";
+const MODEL: &str = "gpt-test-llm";
+const TOKENS_IN: u64 = 3_000;
+
+const LAYERS: [&str; 11] = [
+    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
+    "cgroups", "env",
+];
+
+fn skip_reason(bins: &Path) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root: per-role users and every layer".into());
+    }
+    if Command::new("useradd").arg("--help").output().is_err() {
+        return Some("no useradd on this system".into());
+    }
+    let out = Command::new(bins.join("orchestrate"))
+        .args(["doctor", "--json"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
+    let missing: Vec<String> = doc["layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["available"] != true)
+        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
+        .collect();
+    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
+}
+
+/// roles.yaml of the test: per-test users, codegen driven by the llm driver, the gateway to
+/// `base_url` with a price for the model.
+fn roles_yaml(tag: &str, base_url: &str, key_file: &Path) -> String {
+    let roles = std::fs::read_to_string(project_roles())
+        .unwrap()
+        .replace("user: orch-", &format!("user: al{tag}-"));
+    let llm = format!(
+        "    driver: llm\n    llm:\n      model: {MODEL}\n      max_output_tokens: 1024\n      max_turns: 12\n"
+    );
+    let mut out = String::new();
+    let mut in_codegen = false;
+    for line in roles.lines() {
+        if line.starts_with("  codegen:") {
+            in_codegen = true;
+        }
+        if in_codegen && line.trim() == "driver: replay" {
+            out.push_str(&llm);
+            in_codegen = false;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(
+        out.contains("driver: llm"),
+        "no codegen replay driver to replace"
+    );
+    out.push_str(&format!(
+        "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n  prices:\n    {MODEL}: {{ input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0 }}\n",
+        key_file.display()
+    ));
+    out
+}
+
+/// The FR-12 files as the recorded session writes them: (src/slug.rs, tests/slug.rs).
+fn fr12_files() -> (String, String) {
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(example().join("sessions/FR-12.json")).unwrap())
+            .unwrap();
+    let mut slug = None;
+    let mut tests = None;
+    for step in s["iterations"][0]["steps"].as_array().unwrap() {
+        match step["path"].as_str() {
+            Some("src/slug.rs") => slug = step["content"].as_str().map(str::to_owned),
+            Some("tests/slug.rs") => tests = step["content"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    (slug.unwrap(), tests.unwrap())
+}
+
+/// The correct line of slugify and its bug (a dash before the first word too).
+const GOOD_LINE: &str = "            if gap && !out.is_empty() {\n";
+const BAD_LINE: &str = "            if gap {\n";
+
+const LIB_PATCH: &str = "--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1 +1,5 @@\n //! textkit: small text helpers, the example repository for orchestrate's quick start.\n+\n+mod slug;\n+\n+pub use slug::slugify;\n";
+
+fn fix_patch() -> String {
+    format!(
+        "--- a/src/slug.rs\n+++ b/src/slug.rs\n@@ -8,3 +8,3 @@\n         if c.is_ascii_alphanumeric() {{\n-{BAD_LINE}+{GOOD_LINE}                 out.push('-');\n"
+    )
+}
+
+fn call(id: &str, name: &str, args: Value) -> Item {
+    Item::ToolCall {
+        call_id: id.into(),
+        name: name.into(),
+        arguments: args.to_string(),
+    }
+}
+
+fn turn(output: Vec<Item>) -> Turn {
+    Turn {
+        output,
+        input_tokens: TOKENS_IN,
+        output_tokens: 200,
+        delta_bytes: 0,
+    }
+}
+
+/// The symlinks committed in the repository and what they point at.
+struct Links {
+    shadow: PathBuf,
+    key: PathBuf,
+    escape: PathBuf,
+}
+
+/// The probes every script starts with: plain hostile paths (the tool layer refuses), then the
+/// same through symlinks inside the tree (the kernel answers).
+fn probe_turns() -> Vec<Turn> {
+    vec![
+        turn(vec![call("c1", "list_files", json!({"path": "."}))]),
+        turn(vec![
+            call("c2", "read_file", json!({"path": "/etc/shadow"})),
+            call(
+                "c3",
+                "read_file",
+                json!({"path": "../../keys/planner/ed25519.key"}),
+            ),
+        ]),
+        turn(vec![
+            call("c4", "read_file", json!({"path": "link-shadow"})),
+            call("c5", "read_file", json!({"path": "link-key"})),
+            call(
+                "c6",
+                "write_file",
+                json!({"path": "link-escape", "content": "escaped\n"}),
+            ),
+        ]),
+    ]
+}
+
+/// Iteration 1: probes, read, patch, a buggy slugify, run_tests; iteration 2: fix, finish.
+fn fr12_with_a_bug_then_fixed() -> Vec<Turn> {
+    let (slug, tests) = fr12_files();
+    assert!(slug.contains(GOOD_LINE), "the session's slugify changed");
+    let buggy = slug.replacen(GOOD_LINE, BAD_LINE, 1);
+    let mut t = probe_turns();
+    t.push(turn(vec![call(
+        "c7",
+        "read_file",
+        json!({"path": "src/lib.rs"}),
+    )]));
+    t.push(turn(vec![
+        call("c8", "apply_patch", json!({ "patch": LIB_PATCH })),
+        call(
+            "c9",
+            "write_file",
+            json!({"path": "src/slug.rs", "content": buggy}),
+        ),
+        call(
+            "c10",
+            "write_file",
+            json!({"path": "tests/slug.rs", "content": tests}),
+        ),
+    ]));
+    t.push(turn(vec![call("c11", "run_tests", json!({}))]));
+    t.push(turn(vec![call(
+        "c12",
+        "apply_patch",
+        json!({ "patch": fix_patch() }),
+    )]));
+    t.push(turn(vec![call(
+        "c13",
+        "finish",
+        json!({"summary": "slugify added, leading dash fixed"}),
+    )]));
+    t
+}
+
+/// The twin: probes, then FR-12 right away, run_tests.
+fn probes_then_fr12() -> Vec<Turn> {
+    let (slug, tests) = fr12_files();
+    let mut t = probe_turns();
+    t.push(turn(vec![
+        call("c8", "apply_patch", json!({ "patch": LIB_PATCH })),
+        call(
+            "c9",
+            "write_file",
+            json!({"path": "src/slug.rs", "content": slug}),
+        ),
+        call(
+            "c10",
+            "write_file",
+            json!({"path": "tests/slug.rs", "content": tests}),
+        ),
+    ]));
+    t.push(turn(vec![call("c11", "run_tests", json!({}))]));
+    t
+}
+
+/// The host-wide things `orchestrate setup` touches: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Fixture {
+    // Dropped first: `setup --remove` runs while the directory still exists.
+    setup: Setup,
+    server: ScriptedServer,
+    _rt: tokio::runtime::Runtime,
+    links: Links,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+struct Setup {
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+    state: PathBuf,
+    bins: PathBuf,
+}
+
+impl Setup {
+    fn orchestrate(&self, args: &[&str]) -> Output {
+        Command::new(self.bins.join("orchestrate"))
+            .arg("--repo")
+            .arg(&self.repo)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let out = self.orchestrate(&["setup", "--remove"]);
+        if !out.status.success() {
+            eprintln!("setup --remove failed: {}", text(&out));
+        }
+        let _ = &self.tmp;
+    }
+}
+
+impl Fixture {
+    /// `None` (after printing why) when this host cannot run the test.
+    fn new(turns: Vec<Turn>) -> Option<Self> {
+        let bins = bin_dir();
+        if let Some(why) = skip_reason(&bins) {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        // Not under /tmp: a state directory there leaves the mount layer out.
+        let tmp = tempfile::Builder::new()
+            .prefix("orch-agent-llm")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let repo = tmp.path().join("textkit");
+        let state = tmp.path().join("state");
+        let key_file = tmp.path().join("upstream.key");
+        copy_dir(&example(), &repo);
+        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let links = Links {
+            shadow: PathBuf::from("/etc/shadow"),
+            key: state.join("keys/planner/ed25519.key"),
+            escape: tmp.path().join("escape.txt"),
+        };
+        for (name, target) in [
+            ("link-shadow", &links.shadow),
+            ("link-key", &links.key),
+            ("link-escape", &links.escape),
+        ] {
+            std::os::unix::fs::symlink(target, repo.join(name)).unwrap();
+        }
+        let server = rt
+            .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
+            .unwrap();
+        let tag = format!(
+            "{:03x}{}",
+            std::process::id() & 0xfff,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 10
+        );
+        std::fs::write(
+            repo.join("roles.yaml"),
+            roles_yaml(&tag, server.base_url(), &key_file),
+        )
+        .unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "base"]);
+        let setup = Setup {
+            tmp,
+            repo,
+            state,
+            bins,
+        };
+        let out = setup.orchestrate(&["setup"]);
+        assert!(out.status.success(), "setup: {}", text(&out));
+        Some(Self {
+            setup,
+            server,
+            _rt: rt,
+            links,
+            _serial: serial,
+        })
+    }
+
+    fn newest_run_dir(&self) -> PathBuf {
+        let st = self.setup.orchestrate(&["status", "--json"]);
+        let runs: Value = serde_json::from_slice(&st.stdout).unwrap();
+        self.setup
+            .state
+            .join("runs")
+            .join(runs[0]["run_id"].as_str().unwrap())
+    }
+
+    fn context(&self, out: &Output) -> String {
+        let dir = self.newest_run_dir();
+        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
+        format!(
+            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
+            text(out),
+            read("codegen.log"),
+            read("cost-control.log"),
+            self.server.seen().len()
+        )
+    }
+
+    /// The body of cost-control's last signed ledger.
+    fn ledger(&self) -> Value {
+        let env: Value = serde_json::from_slice(
+            &std::fs::read(self.newest_run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
+        )
+        .unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap();
+        let st: Value = serde_json::from_slice(&payload).unwrap();
+        st["predicate"]["body"].clone()
+    }
+
+    /// The tool results the model saw, by call id, over every request.
+    fn tool_results(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.server.seen() {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            for m in body["messages"].as_array().into_iter().flatten() {
+                if m["role"] == "tool" {
+                    out.insert(
+                        m["tool_call_id"].as_str().unwrap_or("").to_owned(),
+                        m["content"].as_str().unwrap_or("").to_owned(),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// On the host, as root, each target is readable and the escape path writable: a denial inside
+/// is the sandbox's doing.
+fn positive_control(l: &Links) {
+    assert!(std::fs::read_to_string(&l.shadow)
+        .unwrap()
+        .contains("root:"));
+    assert!(!std::fs::read(&l.key).unwrap().is_empty());
+    std::fs::write(&l.escape, "control\n").unwrap();
+    std::fs::remove_file(&l.escape).unwrap();
+}
+
+/// The tool layer refused the plain hostile paths (whatever the kernel would have said).
+fn assert_tool_layer_refused(r: &std::collections::BTreeMap<String, String>) {
+    assert_eq!(
+        r["c2"],
+        "error: path `/etc/shadow` refused: absolute paths are outside the work tree; use a repository-relative path"
+    );
+    assert_eq!(
+        r["c3"],
+        "error: path `../../keys/planner/ed25519.key` refused: `..` leaves the work tree"
+    );
+}
+
+#[test]
+fn the_llm_driver_contained_as_codegen_implements_fr12_through_the_gateway_and_staging_is_promoted()
+{
+    let Some(f) = Fixture::new(fr12_with_a_bug_then_fixed()) else {
+        return;
+    };
+    positive_control(&f.links);
+    let out = f.setup.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    assert!(
+        text(&out).contains("codegen: llm driver (built-in tool loop) asks `gpt-test-llm`"),
+        "{ctx}"
+    );
+
+    // What the model was told.
+    let r = f.tool_results();
+    assert!(
+        r["c1"].contains("link-shadow") && r["c1"].contains("src/lib.rs"),
+        "{}",
+        r["c1"]
+    );
+    assert_tool_layer_refused(&r);
+    // Through the symlinks the path check passes; the kernel answers. Neither /etc/shadow nor
+    // the state directory's keys are in codegen's root (ENOENT); the state directory's parent is
+    // only a read-only stem of that root (EROFS).
+    assert_eq!(
+        r["c4"],
+        "error: reading link-shadow: No such file or directory (os error 2)"
+    );
+    assert_eq!(
+        r["c5"],
+        "error: reading link-key: No such file or directory (os error 2)"
+    );
+    assert_eq!(
+        r["c6"],
+        "error: writing link-escape: Read-only file system (os error 30)"
+    );
+    assert!(!f.links.escape.exists(), "codegen wrote outside the tree");
+    // The orchestrator's test results answered run_tests: the bug's failing acceptance test.
+    assert!(
+        r["c11"].contains("failed: slug_trims_dashes")
+            && r["c11"].contains("acceptance tests not passing yet: AC-2"),
+        "{}",
+        r["c11"]
+    );
+
+    // Done, contained, promoted.
+    let run_dir = f.newest_run_dir();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["exit"], "done", "{manifest}");
+    assert_eq!(manifest["containment"]["mode"], "sandbox", "{manifest}");
+    assert_eq!(
+        manifest["containment"]["layers_missing"],
+        json!([]),
+        "{manifest}"
+    );
+    let id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let head = git(&f.setup.repo, &["rev-parse", &format!("agent/FR-12/{id}")]);
+    let integration = f.setup.state.join("integration.git");
+    let staging = git(
+        &f.setup.repo,
+        &[
+            "-c",
+            "safe.directory=*",
+            "--git-dir",
+            integration.to_str().unwrap(),
+            "rev-parse",
+            "refs/heads/staging",
+        ],
+    );
+    assert_eq!(staging, head, "staging is not the agent branch's head");
+    assert!(text(&out).contains("staging moved by the gate"), "{ctx}");
+    let (slug, _) = fr12_files();
+    assert_eq!(
+        git(&f.setup.repo, &["show", &format!("{head}:src/slug.rs")]),
+        slug.trim_end(),
+        "the fixed slugify is what was promoted"
+    );
+    let files = git(&f.setup.repo, &["diff", "--name-only", "main", &head]);
+    assert_eq!(files, "src/lib.rs\nsrc/slug.rs\ntests/slug.rs");
+
+    // Every model turn went through the gateway, was booked from the reported usage, and
+    // carried the run token, never the key (the upstream saw the key, put there by the gateway).
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 8, "{ctx}");
+    for s in &seen {
+        assert!(s.path.ends_with("/chat/completions"), "{}", s.path);
+        let auth = s
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(auth, Some(format!("Bearer {KEY}").as_str()));
+        assert!(!s.body.contains(KEY));
+    }
+    let body = f.ledger();
+    assert_eq!(body["requests"], 8, "{body}");
+    assert_eq!(body["tokens_in"], 8 * TOKENS_IN, "{body}");
+    assert!(body["spent_usd"].as_f64().unwrap() > 0.0, "{body}");
+
+    // Every tool call went to the orchestrator first and is in the audit log.
+    let log = f.setup.orchestrate(&["log", &id, "--json"]);
+    let events: Value = serde_json::from_slice(&log.stdout).unwrap();
+    let log = events.to_string();
+    let tools: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "tool_call")
+        .map(|e| e["body"]["tool"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            "list_files",
+            "read_file",
+            "read_file",
+            "read_file",
+            "read_file",
+            "write_file",
+            "read_file",
+            "apply_patch",
+            "write_file",
+            "write_file",
+            "run_tests",
+            "apply_patch",
+            "finish"
+        ],
+        "{log}"
+    );
+}
+
+#[test]
+fn the_twin_with_every_layer_off_reads_and_writes_through_the_same_symlinks() {
+    let Some(f) = Fixture::new(probes_then_fr12()) else {
+        return;
+    };
+    let mut args = vec!["start", "FR-12", "--allow-weaker", "--no-promote"];
+    for l in LAYERS {
+        args.extend(["--layer-off", l]);
+    }
+    let out = f.setup.orchestrate(&args);
+    let ctx = f.context(&out);
+    let r = f.tool_results();
+    assert_tool_layer_refused(&r);
+    assert!(r["c4"].contains("root:"), "{}", r["c4"]);
+    let key = std::fs::read(&f.links.key).unwrap();
+    assert_eq!(r["c5"], String::from_utf8_lossy(&key), "{ctx}");
+    assert_eq!(r["c6"], "wrote link-escape (8 bytes)");
+    assert_eq!(
+        std::fs::read_to_string(&f.links.escape).unwrap(),
+        "escaped\n"
+    );
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+}
