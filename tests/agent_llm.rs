@@ -582,3 +582,30 @@ fn the_twin_with_every_layer_off_reads_and_writes_through_the_same_symlinks() {
     );
     assert_eq!(out.status.code(), Some(0), "{ctx}");
 }
+
+#[test]
+fn a_model_repeating_the_same_tool_call_is_stopped_by_the_orchestrators_anomaly_rule() {
+    // Eleven identical reads in one iteration: roles.yaml's repeated_call stops at ten.
+    let mut turns: Vec<Turn> = (0..11)
+        .map(|i| {
+            turn(vec![call(
+                &format!("r{i}"),
+                "read_file",
+                json!({"path": "src/lib.rs"}),
+            )])
+        })
+        .collect();
+    turns.push(turn(vec![Item::Message {
+        text: "Still reading.".into(),
+    }]));
+    let Some(f) = Fixture::new(turns) else {
+        return;
+    };
+    let out = f.setup.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(text(&out).contains("STOPPED STOP_NO_PROGRESS"), "{ctx}");
+    assert!(text(&out).contains("repeated_call"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 12, "{ctx}");
+    assert!(!text(&out).contains("staging moved by the gate"), "{ctx}");
+}
