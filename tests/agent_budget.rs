@@ -1,0 +1,492 @@
+//! `orchestrate resume RUN --reauthorize --raise-budget USD` and an `https` upstream, through the
+//! binary, on a fully contained run of the textkit example.
+//!
+//! No Codex needed: codegen runs under the `command` driver with a small bash "agent" that asks
+//! the model (the scripted server, through the relay and cost-control's gateway) for its next
+//! step with curl and writes the FR-12 change only when the answer says `WRITE_FR12`. The scripted
+//! usage puts the first iteration at 92 % of the run's 2 USD: the run pauses. A raise that does
+//! not go above the ceiling is refused (exit 2) and changes nothing; a higher one lets the run go
+//! on — to done, or to STOP_BUDGET_EXCEEDED at 100 % of the *new* ceiling. The https test puts a
+//! TLS front with a private CA (rcgen) before the scripted server and names the CA as `ca_file`.
+//!
+//! Needs root, useradd, curl and every containment layer; skips with the reason otherwise.
+
+// Helpers of a test binary: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use agents::gateway::scripted::{Output as Item, ScriptedServer, Turn};
+use agents::gateway::tls_front::TlsFront;
+use base64::Engine as _;
+use support::{bin_dir, copy_dir, example, git, project_roles, text};
+
+const KEY: &str = "sk-test-UPSTREAM-budget-5d1e-never-in-a-role";
+
+fn skip_reason(bins: &Path) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root: per-role users and every layer".into());
+    }
+    for tool in ["useradd", "curl"] {
+        if Command::new(tool).arg("--help").output().is_err() {
+            return Some(format!("no {tool} on this system"));
+        }
+    }
+    let out = Command::new(bins.join("orchestrate"))
+        .args(["doctor", "--json"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
+    let missing: Vec<String> = doc["layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["available"] != true)
+        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
+        .collect();
+    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
+}
+
+/// The FR-12 change as the recorded session makes it, as shell commands (run in the work tree).
+fn fr12_script(repo: &Path) -> String {
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example().join("sessions/FR-12.json")).unwrap())
+            .unwrap();
+    let b64 = |c: &str| base64::engine::general_purpose::STANDARD.encode(c);
+    let mut cmd = String::new();
+    for step in s["iterations"][0]["steps"].as_array().unwrap() {
+        let path = step["path"].as_str().unwrap_or_default();
+        let content = match step["op"].as_str().unwrap() {
+            "write" => step["content"].as_str().unwrap().to_owned(),
+            "patch" => std::fs::read_to_string(repo.join(path)).unwrap().replace(
+                step["find"].as_str().unwrap(),
+                step["replace"].as_str().unwrap(),
+            ),
+            _ => continue,
+        };
+        cmd.push_str(&format!("echo {} | base64 -d > {path}\n", b64(&content)));
+    }
+    cmd
+}
+
+/// The "agent": one Chat Completions request per iteration through the relay; the FR-12 change
+/// when the model says so. Its `max_tokens` makes each request's estimate 0.2 USD: after the
+/// first iteration's 1.84 USD the gateway admits another only under a raised ceiling.
+fn agent_script(repo: &Path) -> String {
+    format!(
+        r#"r=$(curl -sS --max-time 60 -X POST "{{base_url}}/chat/completions" -H "Authorization: Bearer $ORCHESTRATE_MODEL_TOKEN" -H 'content-type: application/json' -d '{{"model":"m","messages":[{{"role":"user","content":"next step"}}],"max_tokens":20000}}')
+echo "agent: the model said: $r" >&2
+case "$r" in
+*WRITE_FR12*)
+{}echo "agent: FR-12 written" >&2;;
+esac
+"#,
+        fr12_script(repo)
+    )
+}
+
+/// roles.yaml: per-test users, codegen = the bash agent, the gateway to `base_url` at 10 USD per
+/// million tokens, 2 USD per run.
+fn roles_yaml(
+    tag: &str,
+    base_url: &str,
+    key_file: &Path,
+    ca_file: Option<&Path>,
+    repo: &Path,
+) -> String {
+    let roles = std::fs::read_to_string(project_roles())
+        .unwrap()
+        .replace("user: orch-", &format!("user: ab{tag}-"))
+        .replace("per_request_usd: 0.50", "per_request_usd: 2.0")
+        .replace("per_run_usd: 5.00", "per_run_usd: 2.0");
+    let script: String = agent_script(repo)
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect();
+    let command = format!(
+        r#"    driver: command
+    command:
+      argv: [bash, "{{home}}/agent.sh"]
+      token_env: ORCHESTRATE_MODEL_TOKEN
+      files:
+        - path: "{{home}}/agent.sh"
+          content: |
+{script}"#
+    );
+    let mut out = String::new();
+    let mut in_codegen = false;
+    for line in roles.lines() {
+        if line.starts_with("  codegen:") {
+            in_codegen = true;
+        }
+        if in_codegen && line.trim() == "driver: replay" {
+            out.push_str(&command);
+            in_codegen = false;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(
+        out.contains("driver: command"),
+        "no codegen replay driver to replace"
+    );
+    let ca = ca_file.map_or(String::new(), |c| format!("    ca_file: {}\n", c.display()));
+    out.push_str(&format!(
+        "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n{ca}  default_max_output_tokens: 64\n  prices:\n    m: {{ input_usd_per_mtok: 10.0, output_usd_per_mtok: 10.0 }}\n",
+        key_file.display(),
+    ));
+    out
+}
+
+fn say(text: &str, input_tokens: u64) -> Turn {
+    Turn {
+        output: vec![Item::Message { text: text.into() }],
+        input_tokens,
+        output_tokens: 40,
+        delta_bytes: 0,
+    }
+}
+
+/// Iteration 1 costs 184 000 + 40 tokens at 10 USD/Mtok = 1.8404 USD, 92 % of 2 USD.
+fn first_turn() -> Turn {
+    say("Looked around; nothing changed yet.", 184_000)
+}
+
+/// The host-wide things `orchestrate setup` touches: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A textkit copy whose codegen is the bash agent, `orchestrate setup` done for its state
+/// directory (per-test users, removed on drop), the scripted server behind the gateway.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    repo: PathBuf,
+    state: PathBuf,
+    bins: PathBuf,
+    server: ScriptedServer,
+    _front: Option<TlsFront>,
+    _rt: tokio::runtime::Runtime,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// How the gateway reaches the scripted server.
+enum Via {
+    Http,
+    /// A TLS front with a private CA named as `ca_file`.
+    Https,
+}
+
+impl Fixture {
+    /// `None` (after printing why) when this host cannot run the test.
+    fn new(turns: Vec<Turn>, via: Via) -> Option<Self> {
+        let bins = bin_dir();
+        if let Some(why) = skip_reason(&bins) {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("orch-agent-budget")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let repo = tmp.path().join("textkit");
+        let state = tmp.path().join("state");
+        let key_file = tmp.path().join("upstream.key");
+        copy_dir(&example(), &repo);
+        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let server = rt
+            .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
+            .unwrap();
+        let (base_url, ca_file, front) = match via {
+            Via::Http => (server.base_url().to_owned(), None, None),
+            Via::Https => {
+                let (ca_pem, front) = rt.block_on(tls_front(&server));
+                let ca = tmp.path().join("private-ca.pem");
+                std::fs::write(&ca, ca_pem).unwrap();
+                let url = format!("https://localhost:{}/v1", front.addr().port());
+                (url, Some(ca), Some(front))
+            }
+        };
+        let tag = format!(
+            "{:03x}{}",
+            std::process::id() & 0xfff,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 10
+        );
+        std::fs::write(
+            repo.join("roles.yaml"),
+            roles_yaml(&tag, &base_url, &key_file, ca_file.as_deref(), &repo),
+        )
+        .unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "base"]);
+        let f = Self {
+            tmp,
+            repo,
+            state,
+            bins,
+            server,
+            _front: front,
+            _rt: rt,
+            _serial: serial,
+        };
+        let out = f.orchestrate(&["setup"]);
+        assert!(out.status.success(), "setup: {}", text(&out));
+        Some(f)
+    }
+
+    fn orchestrate(&self, args: &[&str]) -> Output {
+        Command::new(self.bins.join("orchestrate"))
+            .arg("--repo")
+            .arg(&self.repo)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn run_id(&self) -> String {
+        let st = self.orchestrate(&["status", "--json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        runs[0]["run_id"].as_str().unwrap().to_owned()
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.state.join("runs").join(self.run_id())
+    }
+
+    fn status(&self) -> String {
+        let st = self.orchestrate(&["status", "--json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        runs[0]["status"].as_str().unwrap().to_owned()
+    }
+
+    /// The run's events as `orchestrate log --json` shows them.
+    fn events(&self) -> Vec<serde_json::Value> {
+        let out = self.orchestrate(&["log", &self.run_id(), "--json"]);
+        assert!(out.status.success(), "log: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("log --json: {e}: {}", text(&out)));
+        v.as_array()
+            .cloned()
+            .or_else(|| v["events"].as_array().cloned())
+            .unwrap_or_else(|| panic!("log --json: no events: {v}"))
+    }
+
+    /// Output, role logs and requests seen, for messages.
+    fn context(&self, out: &Output) -> String {
+        let dir = self.run_dir();
+        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
+        format!(
+            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
+            text(out),
+            read("codegen.log"),
+            read("cost-control.log"),
+            self.server.seen().len()
+        )
+    }
+
+    /// Start FR-12 and expect the pause at 92 %.
+    fn start_and_pause(&self) -> String {
+        let out = self.orchestrate(&["start", "FR-12"]);
+        let ctx = self.context(&out);
+        assert_eq!(out.status.code(), Some(4), "{ctx}");
+        assert!(ctx.contains("PAUSED: cost_usd at 92 %"), "{ctx}");
+        assert_eq!(self.server.seen().len(), 1, "{ctx}");
+        assert_eq!(self.status(), "paused");
+        self.run_id()
+    }
+
+    /// The body of cost-control's last signed ledger.
+    fn ledger(&self) -> serde_json::Value {
+        let env: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
+        )
+        .unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(env["payload"].as_str().unwrap())
+            .unwrap();
+        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        st["predicate"]["body"].clone()
+    }
+
+    fn manifest(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.run_dir().join("manifest.json")).unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let out = self.orchestrate(&["setup", "--remove"]);
+        if !out.status.success() {
+            eprintln!("setup --remove failed: {}", text(&out));
+        }
+        let _ = &self.tmp;
+    }
+}
+
+/// A private CA's PEM and a front (certificate for `localhost`) forwarding to `server`.
+async fn tls_front(server: &ScriptedServer) -> (String, TlsFront) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let target = server
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let front = TlsFront::start(vec![leaf.der().clone()], key, target)
+        .await
+        .unwrap();
+    (ca_cert.pem(), front)
+}
+
+#[test]
+fn a_paused_run_resumed_with_a_raised_budget_goes_on_to_done_and_the_raise_is_audited() {
+    // Iteration 2 changes nothing (its budget stage measures 1.85 USD: 92 % of the old ceiling
+    // would pause again, 46 % of the raised one goes on); iteration 3 writes FR-12.
+    let turns = vec![
+        first_turn(),
+        say("Still thinking.", 1_000),
+        say("WRITE_FR12", 1_000),
+    ];
+    let Some(f) = Fixture::new(turns, Via::Http) else {
+        return;
+    };
+    let id = f.start_and_pause();
+    let before = f.events().len();
+
+    // Not above the ceiling in force: refused, nothing changed (status, events, requests).
+    for low in ["2", "1.5", "0", "-3", "NaN"] {
+        let out = f.orchestrate(&["resume", &id, "--reauthorize", "--raise-budget", low]);
+        assert_eq!(out.status.code(), Some(2), "{low}: {}", text(&out));
+        assert_eq!(f.status(), "paused", "{low}");
+        assert_eq!(f.events().len(), before, "{low}: an event was written");
+    }
+    let low = f.orchestrate(&["resume", &id, "--reauthorize", "--raise-budget", "1.5"]);
+    assert!(
+        text(&low).contains("greater than the run's current cost ceiling of 2 USD"),
+        "{}",
+        text(&low)
+    );
+    // Above the month's limit (roles.yaml per_month_usd 200).
+    let high = f.orchestrate(&["resume", &id, "--reauthorize", "--raise-budget", "500"]);
+    assert_eq!(high.status.code(), Some(2), "{}", text(&high));
+    assert!(text(&high).contains("per_month_usd"), "{}", text(&high));
+    // Without --reauthorize the raise is refused as any resume is.
+    let unauth = f.orchestrate(&["resume", &id, "--raise-budget", "4"]);
+    assert_eq!(unauth.status.code(), Some(2), "{}", text(&unauth));
+    assert!(
+        text(&unauth).contains("needs --reauthorize"),
+        "{}",
+        text(&unauth)
+    );
+    assert_eq!(f.events().len(), before);
+    assert_eq!(f.server.seen().len(), 1);
+
+    // 4 USD: 1.84 is 46 % of it, below every threshold; the agent writes FR-12 and the run ends.
+    let out = f.orchestrate(&["resume", &id, "--reauthorize", "--raise-budget", "4"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    assert!(ctx.contains("cost ceiling raised from 2 to 4 USD"), "{ctx}");
+    assert!(
+        ctx.contains("run ceiling 4 USD"),
+        "cost-control's gateway: {ctx}"
+    );
+    assert!(!ctx.contains("[budget] warning"), "{ctx}");
+    assert!(!ctx.contains("[pause]"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 3, "{ctx}");
+    let raised: Vec<serde_json::Value> = f
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "budget.raised")
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let body = &raised[0]["body"];
+    assert_eq!(body["from_usd"], 2.0, "{body}");
+    assert_eq!(body["to_usd"], 4.0, "{body}");
+    assert_eq!(body["by"]["uid"], 0, "{body}");
+    // The budget stage measured against the raised ceiling (cost-control's signed ledger).
+    let ledger = f.ledger();
+    assert_eq!(ledger["limit_usd"], 4.0, "{ledger}");
+    assert_eq!(ledger["requests"], 3, "{ledger}");
+    let m = f.manifest();
+    assert_eq!(m["exit"], "done", "{m}");
+    assert_eq!(m["cost"]["limit_usd"], 4.0, "{m}");
+    assert_eq!(m["cost"]["raised"][0]["to_usd"], 4.0, "{m}");
+    let verify = f.orchestrate(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[test]
+fn after_a_raise_the_run_stops_at_100_pct_of_the_new_ceiling() {
+    // Iteration 2 books 70 000 + 40 tokens: 2.5408 USD in all, 102 % of 2.5 (127 % of the old 2).
+    let Some(f) = Fixture::new(vec![first_turn(), say("Still looking.", 70_000)], Via::Http) else {
+        return;
+    };
+    let id = f.start_and_pause();
+    let out = f.orchestrate(&["resume", &id, "--reauthorize", "--raise-budget", "2.5"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(ctx.contains("STOP_BUDGET_EXCEEDED"), "{ctx}");
+    assert!(ctx.contains("cost_usd at 102 % of its ceiling"), "{ctx}");
+    assert_eq!(f.server.seen().len(), 2, "{ctx}");
+    assert_eq!(f.status(), "stopped");
+}
+
+#[test]
+fn the_gateway_reaches_an_https_upstream_with_a_private_ca_through_the_egress_bridge() {
+    let Some(f) = Fixture::new(vec![say("WRITE_FR12", 1_000)], Via::Https) else {
+        return;
+    };
+    let out = f.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    assert!(ctx.contains("over TLS"), "{ctx}");
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 1, "{ctx}");
+    assert!(
+        seen[0]
+            .headers
+            .contains(&("authorization".into(), format!("Bearer {KEY}"))),
+        "{:?}",
+        seen[0].headers
+    );
+    assert!(
+        seen[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "host" && v.starts_with("localhost:")),
+        "{:?}",
+        seen[0].headers
+    );
+}
