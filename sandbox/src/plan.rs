@@ -283,7 +283,8 @@ pub struct Plan {
     pub allow_weaker: bool,
     /// Layers switched off by the caller (reported as skipped).
     pub switched_off: Vec<Layer>,
-    /// Directories the helper removes (recursively) once every process of the launch is gone.
+    /// Directories the helper retires once every process of the launch is gone (renamed out of
+    /// the way; the next launch on the volume removes them, see `linux/retire.rs`).
     pub cleanup: Vec<PathBuf>,
 }
 

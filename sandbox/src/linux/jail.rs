@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
-use super::{cgroup, seccomp, sys};
+use super::{cgroup, retire, seccomp, sys};
 use crate::plan::{Layer, Plan};
 use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
 
@@ -93,10 +93,8 @@ impl Supervisor<'_> {
     /// Every path out of `supervise` ends here, after the child (if any) was killed and reaped.
     fn finish(&mut self) -> LaunchReport {
         for dir in &self.plan.cleanup {
-            if let Err(e) = std::fs::remove_dir_all(dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("orchestrate-jail: removing {}: {e}", dir.display());
-                }
+            if let Err(e) = retire::retire(dir) {
+                eprintln!("orchestrate-jail: removing {}: {e}", dir.display());
             }
         }
         self.report.elapsed_ms =
@@ -269,6 +267,12 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         let _ = sys::waitpid(pid, 0);
         sys::close(status_r);
         return s.fail(format!("releasing the child: {e}"));
+    }
+    // While the child builds its sandbox on the other core: earlier launches' work dirs.
+    for dir in &plan.cleanup {
+        if let (Some(parent), Some(me)) = (dir.parent(), dir.file_name()) {
+            retire::sweep(parent, &me.to_string_lossy());
+        }
     }
     let (status, wall_killed) = wait_with_deadline(pid, &set, plan.wall_seconds, s.start);
     s.report.wall_killed = wall_killed;

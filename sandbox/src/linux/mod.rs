@@ -11,6 +11,7 @@ mod fence;
 pub mod jail;
 pub mod launch;
 mod mounts;
+mod retire;
 mod rlimits;
 pub mod seccomp;
 pub mod sys;
