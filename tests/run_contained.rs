@@ -381,3 +381,72 @@ fn a_contained_stop_quarantines_the_upper_layer_and_resume_starts_from_the_check
     let audit = c.orchestrate(&["audit", "verify"]);
     assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
 }
+
+/// Whether anything is mounted on `path` in this mount namespace.
+fn mounted_on(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = path.to_str().unwrap();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(want))
+}
+
+#[test]
+fn an_ext4_volume_caps_what_codegen_writes_and_is_unmounted_when_the_run_ends() {
+    let Some((_one, c)) = Contained::unless_skipped("d") else {
+        return;
+    };
+    let roles_path = c.repo.join("roles.yaml");
+    let directory = std::fs::read_to_string(&roles_path).unwrap();
+    assert!(directory.contains("kind: directory"), "{directory}");
+    let ext4 = directory
+        .replace("kind: directory", "kind: ext4")
+        .replace("size_mb: 2048", "size_mb: 384");
+    std::fs::write(&roles_path, &ext4).unwrap();
+    git(&c.repo, &["commit", "-qam", "an ext4 volume of 384 MiB"]);
+    // In codegen's throwaway HOME, on the volume: 1 GiB in 32 MiB files (each under
+    // RLIMIT_FSIZE) does not fit.
+    let target = "~/fill.bin".to_owned();
+    let session = c.session_with(&[("fill", target.clone())]);
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let run = c.newest_run_dir();
+    let log = std::fs::read_to_string(run.join("logs/codegen.log")).unwrap();
+    assert!(
+        log.contains(&format!("PROBE fill {target}: denied (ENOSPC:")),
+        "{log}"
+    );
+    let run_id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let log_out = c.orchestrate(&["log", &run_id, "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&log_out.stdout).unwrap();
+    assert!(
+        events.iter().any(|e| e["kind"] == "volume"
+            && serde_json::to_string(e)
+                .unwrap()
+                .contains(r#""kind":"ext4""#)),
+        "{events:?}"
+    );
+    // Unmounted and detached when the run ended; the image stays for people to inspect.
+    let volume = run.join("volume");
+    assert!(!mounted_on(&volume), "{} still mounted", volume.display());
+    let image = run.join("volume.ext4");
+    assert!(image.is_file());
+    let loops = Command::new("losetup")
+        .arg("-j")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(loops.stdout.is_empty(), "{}", text(&loops));
+
+    // The twin on a plain directory volume: the same write goes through, so the test can fail.
+    std::fs::write(&roles_path, &directory).unwrap();
+    git(&c.repo, &["commit", "-qam", "back to a directory volume"]);
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    let run = c.newest_run_dir();
+    let log = std::fs::read_to_string(run.join("logs/codegen.log")).unwrap();
+    assert!(
+        log.contains(&format!("PROBE fill {target}: ALLOWED")),
+        "{log}\n{}",
+        text(&out)
+    );
+    assert!(!run.join("volume.ext4").exists());
+}

@@ -20,7 +20,15 @@ pub enum ProbeAct {
     Write,
     /// Open a TCP connection to `host:port`.
     Connect,
+    /// Write [`FILL_MB`] MiB into files named after the target (then remove them): the sandbox
+    /// volume's size cap.
+    Fill,
 }
+
+/// How much a `fill` probe writes in all, more than a test's ext4 volume holds.
+pub const FILL_MB: usize = 1024;
+/// Per file, below codegen's RLIMIT_FSIZE (64 MiB in roles.yaml).
+const FILL_FILE_MB: usize = 32;
 
 impl ProbeAct {
     fn name(self) -> &'static str {
@@ -28,6 +36,7 @@ impl ProbeAct {
             ProbeAct::Read => "read",
             ProbeAct::Write => "write",
             ProbeAct::Connect => "connect",
+            ProbeAct::Fill => "fill",
         }
     }
 }
@@ -41,6 +50,7 @@ pub fn attempt(act: ProbeAct, target: &str) -> String {
             .append(true)
             .open(target)
             .and_then(|mut f| f.write_all(b"written by a probe\n")),
+        ProbeAct::Fill => fill(target),
         ProbeAct::Connect => match target.parse::<SocketAddr>() {
             Ok(addr) => TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(|_| ()),
             Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
@@ -56,6 +66,35 @@ pub fn attempt(act: ProbeAct, target: &str) -> String {
     }
 }
 
+/// `~/x` is `x` in the role's HOME (its throwaway home on the sandbox volume).
+fn fill(target: &str) -> std::io::Result<()> {
+    let target = match (target.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => target.to_owned(),
+    };
+    let target = target.as_str();
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let mut written = Vec::new();
+    let mut result = Ok(());
+    for i in 0..FILL_MB / FILL_FILE_MB {
+        let path = format!("{target}.{i}");
+        written.push(path.clone());
+        result = std::fs::File::create(&path).and_then(|mut f| {
+            for _ in 0..FILL_FILE_MB {
+                f.write_all(&chunk)?;
+            }
+            f.sync_all()
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    for path in written {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
 fn errno_name(errno: Option<i32>) -> &'static str {
     match errno {
         Some(libc::EACCES) => "EACCES",
@@ -66,6 +105,8 @@ fn errno_name(errno: Option<i32>) -> &'static str {
         Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
         Some(libc::ECONNREFUSED) => "ECONNREFUSED",
         Some(libc::ETIMEDOUT) => "ETIMEDOUT",
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::EFBIG) => "EFBIG",
         Some(_) => "other errno",
         None => "no errno",
     }

@@ -73,6 +73,31 @@ pub struct Manifest {
 }
 
 impl Engine {
+    /// What drove codegen, as the manifest and the receipt say it: a replayed session, a
+    /// coding-agent CLI or the built-in tool loop (both through the run's model gateway).
+    fn agent_record(&self) -> serde_json::Value {
+        use protocol::roles::Driver;
+        let codegen = self.policy.roles.role(protocol::roles::RoleName::Codegen);
+        match codegen.map(|c| c.driver) {
+            Some(Driver::Command) => serde_json::json!({
+                "codegen_driver": "command",
+                "label": "a coding-agent CLI ran confined as codegen; its model requests went through the run's gateway; its own sandbox and approval prompts were off (the orchestrator's sandbox is the boundary)",
+                "argv": codegen.and_then(|c| c.command.as_ref()).map(|c| c.argv.clone()),
+            }),
+            Some(Driver::Llm) => serde_json::json!({
+                "codegen_driver": "llm",
+                "label": "the built-in tool loop asked a model through the run's gateway",
+                "model": codegen.and_then(|c| c.llm.as_ref()).map(|l| l.model.clone()),
+            }),
+            _ => serde_json::json!({
+                "codegen_driver": "replay",
+                "label": "REPLAY of a recorded agent session: no model was asked anything",
+                "session": self.session.display().to_string(),
+                "session_sha256": std::fs::read(&self.session).map(|b| protocol::canonical::sha256(&b).to_hex()).ok(),
+            }),
+        }
+    }
+
     /// Stops the run with `code`.
     pub(super) async fn halt(
         &mut self,
@@ -140,7 +165,8 @@ impl Engine {
             name = format!("work-iteration-{}-{again}", self.iteration);
         }
         let target = q.join(&name);
-        std::fs::rename(&work, &target).map_err(|source| EngineError::Quarantine {
+        // Across filesystems when the volume is an ext4 image.
+        super::volume::move_tree(&work, &target).map_err(|source| EngineError::Quarantine {
             path: work.clone(),
             source,
         })?;
@@ -207,16 +233,12 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        let ledger = self.last_ledger();
         let manifest = Manifest {
             version: 1,
             run_id: self.run_id.clone(),
             fr_ids: vec![self.policy.fr.id.clone()],
-            agent: serde_json::json!({
-                "codegen_driver": "replay",
-                "label": "REPLAY of a recorded agent session: no model was asked anything",
-                "session": self.session.display().to_string(),
-                "session_sha256": std::fs::read(&self.session).map(|b| protocol::canonical::sha256(&b).to_hex()).ok(),
-            }),
+            agent: self.agent_record(),
             plan_id: self.plan.as_ref().map(|p| p.plan_id.clone()),
             plan_hash: self.plan_hash.map(|h| h.to_hex()),
             base_commit: self.base.clone(),
@@ -231,10 +253,13 @@ impl Engine {
             files_written,
             diff_summary,
             external_calls: Vec::new(),
-            tokens: serde_json::json!({"in": 0, "out": 0}),
+            tokens: ledger.as_ref().map_or_else(
+                || serde_json::json!({"in": 0, "out": 0}),
+                |l| serde_json::json!({"in": l.tokens_in, "out": l.tokens_out, "requests": l.requests}),
+            ),
             // A person's raises (`resume --raise-budget`): who, from, to; limit_usd is the newest.
             cost: serde_json::json!({
-                "spent_usd": 0.0, "limit_usd": self.policy.cost_usd,
+                "spent_usd": ledger.as_ref().map_or(0.0, |l| l.spent_usd), "limit_usd": self.policy.cost_usd,
                 "raised": super::budget_raise::raises(&self.store, &self.run_id)?,
             }),
             tool_calls: self

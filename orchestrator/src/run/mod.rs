@@ -20,6 +20,7 @@ mod pipeline;
 pub mod preflight;
 mod role;
 mod supervisor;
+pub mod volume;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -356,6 +357,30 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
             return Err(e.into());
         }
     };
+    let volume = match volume::attach(policy.roles.sandbox.volume, &dir.volume(), req.allow_weaker)
+    {
+        Ok(v) => v,
+        Err(e) => {
+            store.append(&Event::for_run(
+                run_id.clone(),
+                "run.refused",
+                serde_json::json!({"stage": "volume", "reason": e.to_string()}),
+            ))?;
+            store.set_run_status(
+                &run_id,
+                status::REFUSED,
+                Some(StopCode::ContainmentUnavailable.as_str()),
+            )?;
+            return Err(RunError::NoContainment {
+                reason: e.to_string(),
+            });
+        }
+    };
+    store.append(&Event::for_run(
+        run_id.clone(),
+        "volume",
+        volume.record.clone(),
+    ))?;
     let launcher = match choose_launcher(&policy, dir.volume(), req.allow_weaker, &req.layers_off) {
         Ok(l) => l,
         Err(reason) => {
@@ -406,7 +431,9 @@ pub fn start(mut req: StartRequest) -> Result<Summary, RunError> {
         base,
         report: req.report,
     });
-    drive(engine, None, setup_done(&req.state_dir))
+    let summary = drive(engine, None, setup_done(&req.state_dir));
+    drop(volume);
+    summary
 }
 
 fn drive(
@@ -547,6 +574,11 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
     if let Some(to) = req.raise_budget.or(raises.last().map(|r| r.to_usd)) {
         budget_raise::apply(&mut policy, to);
     }
+    // Mounted again for as long as this process drives the run; unmounted when it returns.
+    let volume = volume::attach(policy.roles.sandbox.volume, &dir.volume(), req.allow_weaker)
+        .map_err(|e| RunError::NoContainment {
+            reason: e.to_string(),
+        })?;
     let launcher = choose_launcher(&policy, dir.volume(), req.allow_weaker, &req.layers_off)
         .map_err(|reason| RunError::NoContainment { reason })?;
     let _ = std::fs::remove_file(dir.stop_request());
@@ -570,6 +602,11 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
             req.run_id
         ));
     }
+    store.append(&Event::for_run(
+        req.run_id.clone(),
+        "volume",
+        volume.record.clone(),
+    ))?;
     store.set_run_status(&req.run_id, status::RUNNING, None)?;
     let base = match &checkpoint {
         Some(c) => c.base.clone(),
@@ -596,7 +633,9 @@ pub fn resume(mut req: ResumeRequest) -> Result<Summary, RunError> {
         base,
         report: req.report,
     });
-    drive(engine, checkpoint, setup_done(&req.state_dir))
+    let summary = drive(engine, checkpoint, setup_done(&req.state_dir));
+    drop(volume);
+    summary
 }
 
 /// Asks a running run to stop: writes its STOP request (checked before every tool call and

@@ -412,15 +412,17 @@ impl Engine {
 
     /// Spend the last accepted ledger reports (0 before the first one).
     fn last_spent_usd(&self) -> f64 {
-        let Some(key) = self.public.get(&RoleName::CostControl) else {
-            return 0.0;
-        };
+        self.last_ledger().map_or(0.0, |l| l.spent_usd)
+    }
+
+    /// The last ledger cost-control signed and the orchestrator accepted.
+    pub(super) fn last_ledger(&self) -> Option<protocol::frame::Ledger> {
+        let key = self.public.get(&RoleName::CostControl)?;
         std::fs::read(self.dir.artifact("ledger"))
             .ok()
             .and_then(|b| serde_json::from_slice::<protocol::artifact::DsseEnvelope>(&b).ok())
             .and_then(|env| protocol::artifact::verify_signature(&env, key).ok())
             .and_then(|st| st.body::<protocol::frame::Ledger>().ok())
-            .map_or(0.0, |l| l.spent_usd)
     }
 
     fn restore(&mut self, cp: Checkpoint) -> Result<(), EngineError> {
