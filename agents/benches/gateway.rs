@@ -1,6 +1,9 @@
 //! Gateway benchmark: per-request latency of client → relay (loopback TCP) → gateway (unix
 //! socket) → scripted server, against client → scripted server directly; and streaming
-//! throughput of a large SSE response both ways. Prints p50/p99 and MB/s.
+//! throughput of a large SSE response both ways. Prints p50/p99 and MB/s. A third path has the
+//! gateway reach the server over TLS (an `https` upstream: a TLS front with a private CA on
+//! loopback before the scripted server), so the cost of TLS, a handshake per request as the
+//! gateway opens one upstream connection per request, shows against plain HTTP.
 //!
 //! `cargo bench -p orchestrate-agents --bench gateway` (or bench/gateway.sh). ROUNDS overrides the
 //! request count.
@@ -18,6 +21,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use orchestrate_agents::gateway::relay::Relay;
 use orchestrate_agents::gateway::scripted::{Output, ScriptedServer, Turn};
+use orchestrate_agents::gateway::tls::TlsSettings;
+use orchestrate_agents::gateway::tls_front::TlsFront;
 use orchestrate_agents::gateway::{Gateway, GatewayConfig, GatewayRun, ModelPrice, UpstreamConfig};
 use protocol::roles::Budgets;
 
@@ -84,6 +89,29 @@ fn small_turn() -> Turn {
     }
 }
 
+/// A private CA's PEM and a front with a `localhost` certificate forwarding to `target`.
+async fn tls_front(target: std::net::SocketAddr) -> (String, TlsFront) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    (
+        ca_cert.pem(),
+        TlsFront::start(vec![leaf.der().clone()], key, target)
+            .await
+            .unwrap(),
+    )
+}
+
 fn main() {
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
@@ -103,8 +131,8 @@ fn main() {
             output_tokens: 1,
             delta_bytes: 1024,
         };
-        let mut turns = vec![small_turn(); 2 * (rounds + warm)];
-        turns.extend([big.clone(), big.clone(), big.clone(), big]);
+        let mut turns = vec![small_turn(); 3 * (rounds + warm)];
+        turns.extend([big.clone(), big.clone(), big.clone(), big.clone(), big.clone(), big]);
         // Requests alternate direct / via gateway, so both see the same server state; the
         // scripted server just answers the next turn.
         let up = ScriptedServer::start_tcp(turns, Duration::from_secs(600)).await.unwrap();
@@ -126,25 +154,51 @@ fn main() {
             month: "2026-11".into(),
             budgets: Budgets { per_request_usd: 1e6, per_run_usd: 1e9, per_month_usd: 1e9, warn_pct: 70, escalate_pct: 90, stop_pct: 100 },
         };
+        let run_b = run.clone();
         let (gw, _events) = Gateway::start(&config, run).await.unwrap();
         let relay = Relay::start("127.0.0.1:0".parse().unwrap(), gw.socket().to_owned()).await.unwrap();
         let relay_addr = relay.addr().to_string();
         let token = gw.token().to_owned();
+        // The same through an https upstream.
+        let (ca_pem, front) = tls_front(up_addr.parse().unwrap()).await;
+        let authority = format!("localhost:{}", front.addr().port());
+        let tls_config = GatewayConfig {
+            upstream: UpstreamConfig {
+                base_url: format!("https://{authority}/v1"),
+                api_key_file: config.upstream.api_key_file.clone(),
+                tls: Some(TlsSettings { authority, ca_pem: Some(ca_pem) }),
+            },
+            ..config.clone()
+        };
+        let tls_run = GatewayRun { run_id: "bench-tls".into(), socket: dir.path().join("gw-tls.sock"), ..run_b };
+        let (gw_tls, _tls_events) = Gateway::start(&tls_config, tls_run).await.unwrap();
+        let relay_tls = Relay::start("127.0.0.1:0".parse().unwrap(), gw_tls.socket().to_owned()).await.unwrap();
+        let relay_tls_addr = relay_tls.addr().to_string();
+        let token_tls = gw_tls.token().to_owned();
         let body = r#"{"model":"m","input":"say ok","max_output_tokens":16}"#;
 
         let mut direct = connect(&up_addr).await;
         let mut via = connect(&relay_addr).await;
+        let mut via_tls = connect(&relay_tls_addr).await;
         latencies(&mut direct, &up_addr, "sk-bench", body, warm).await;
         latencies(&mut via, &relay_addr, &token, body, warm).await;
+        latencies(&mut via_tls, &relay_tls_addr, &token_tls, body, warm).await;
         let d = latencies(&mut direct, &up_addr, "sk-bench", body, rounds).await;
         let g = latencies(&mut via, &relay_addr, &token, body, rounds).await;
+        let t = latencies(&mut via_tls, &relay_tls_addr, &token_tls, body, rounds).await;
         println!("requests: {rounds} per path (after {warm} warm-up), keep-alive client, non-streamed Responses");
         println!("direct          p50 {:8.1} us  p99 {:8.1} us", pct(&d, 500), pct(&d, 990));
         println!("gateway+relay   p50 {:8.1} us  p99 {:8.1} us", pct(&g, 500), pct(&g, 990));
         println!("added           p50 {:8.1} us  p99 {:8.1} us", pct(&g, 500) - pct(&d, 500), pct(&g, 990) - pct(&d, 990));
+        println!("gateway+relay, https upstream (TLS front, private CA): p50 {:8.1} us  p99 {:8.1} us", pct(&t, 500), pct(&t, 990));
+        println!("TLS added over plain http upstream                  : p50 {:8.1} us  p99 {:8.1} us", pct(&t, 500) - pct(&g, 500), pct(&t, 990) - pct(&g, 990));
 
         let sbody = r#"{"model":"m","input":"stream","max_output_tokens":16,"stream":true}"#;
-        for (name, sender, host, tok) in [("direct", &mut direct, &up_addr, "sk-bench"), ("gateway+relay", &mut via, &relay_addr, token.as_str())] {
+        for (name, sender, host, tok) in [
+            ("direct", &mut direct, &up_addr, "sk-bench"),
+            ("gateway+relay", &mut via, &relay_addr, token.as_str()),
+            ("gw+relay+tls", &mut via_tls, &relay_tls_addr, token_tls.as_str()),
+        ] {
             post(sender, host, tok, sbody).await; // warm
             let t = Instant::now();
             let n = post(sender, host, tok, sbody).await;
@@ -155,6 +209,9 @@ fn main() {
         println!("ledger: {} requests booked", l.requests);
         relay.stop().await;
         gw.stop().await;
+        relay_tls.stop().await;
+        gw_tls.stop().await;
+        drop(front);
         up.stop().await;
     });
 }
