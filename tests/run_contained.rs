@@ -450,3 +450,47 @@ fn an_ext4_volume_caps_what_codegen_writes_and_is_unmounted_when_the_run_ends() 
     );
     assert!(!run.join("volume.ext4").exists());
 }
+
+#[test]
+fn on_an_ext4_volume_a_stop_quarantines_across_filesystems_and_resume_mounts_the_image_again() {
+    let Some((_one, c)) = Contained::unless_skipped("e") else {
+        return;
+    };
+    let roles_path = c.repo.join("roles.yaml");
+    let roles = std::fs::read_to_string(&roles_path)
+        .unwrap()
+        .replace("kind: directory", "kind: ext4")
+        .replace("size_mb: 2048", "size_mb: 384");
+    std::fs::write(&roles_path, roles).unwrap();
+    git(&c.repo, &["commit", "-qam", "an ext4 volume"]);
+    let session = example().join("sessions/stops/scope-exceeded.json");
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let run = c.newest_run_dir();
+    // The upper layer lived on the image; the quarantine beside the run holds a copy of it.
+    assert!(run.join("quarantine/work-iteration-1/README.md").is_file());
+    assert!(!mounted_on(&run.join("volume")));
+    let id = run.file_name().unwrap().to_str().unwrap().to_owned();
+    let out = c.orchestrate(&[
+        "resume",
+        &id,
+        "--reauthorize",
+        "--session",
+        session.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(run
+        .join("quarantine/work-iteration-1-2/README.md")
+        .is_file());
+    assert!(!mounted_on(&run.join("volume")));
+    let log = c.orchestrate(&["log", &id, "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&log.stdout).unwrap();
+    let volumes: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "volume")
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    assert!(volumes[0].contains(r#""created":true"#), "{volumes:?}");
+    assert!(volumes[1].contains(r#""created":false"#), "{volumes:?}");
+}
