@@ -494,3 +494,22 @@ fn on_an_ext4_volume_a_stop_quarantines_across_filesystems_and_resume_mounts_the
     assert!(volumes[0].contains(r#""created":true"#), "{volumes:?}");
     assert!(volumes[1].contains(r#""created":false"#), "{volumes:?}");
 }
+
+#[test]
+fn a_git_hook_planted_in_the_overlay_stops_the_run_as_a_security_violation() {
+    let Some((_one, c)) = Contained::unless_skipped("f") else {
+        return;
+    };
+    let session = example().join("sessions/stops/git-hooks.json");
+    let out = c.orchestrate(&["start", "FR-12", "--session", session.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{all}");
+    assert!(all.contains("STOP_SECURITY_VIOLATION"), "{all}");
+    assert!(all.contains(".git/hooks/pre-commit"), "{all}");
+    let run = c.newest_run_dir();
+    // The hook is set aside with the rest of the upper layer, for a person to look at.
+    assert!(run
+        .join("quarantine/work-iteration-1/.git/hooks/pre-commit")
+        .is_file());
+    assert!(!all.contains("staging moved by the gate"), "{all}");
+}

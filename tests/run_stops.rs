@@ -182,6 +182,16 @@ fn scope_exceeded() {
 }
 
 #[test]
+fn a_git_hook_planted_in_the_work_tree_is_a_security_violation() {
+    let f = Fixture::new(|_| {});
+    assert_stops(&f, "stops/git-hooks.json", "STOP_SECURITY_VIOLATION");
+    let run = f.newest_run();
+    let id = run["run_id"].as_str().unwrap();
+    let log = text(&f.orchestrate(&["log", id]));
+    assert!(log.contains(".git/hooks/pre-commit"), "{log}");
+}
+
+#[test]
 fn file_cap() {
     let f = Fixture::new(|r| {
         let fr = std::fs::read_to_string(r.join("frs/FR-12.yaml")).unwrap();

@@ -1,5 +1,5 @@
 //! Recorded hostile acts for the containment tests: a replayed session can hold
-//! `{"op": "probe", "act": "read" | "write" | "connect", "target": ...}`, which codegen attempts
+//! `{"op": "probe", "act": "read" | "write" | "connect" | "mkdir" | "fill", "target": ...}`, which codegen attempts
 //! for real, outside the protocol (a hostile agent would not ask), and reports in its log as
 //! `PROBE <act> <target>: denied (<ERRNO>: ...)` or `PROBE <act> <target>: ALLOWED`. Whether it
 //! is denied is decided by the sandbox alone, which is what the tests check.
@@ -20,6 +20,8 @@ pub enum ProbeAct {
     Write,
     /// Open a TCP connection to `host:port`.
     Connect,
+    /// Create a directory and its parents.
+    Mkdir,
     /// Write [`FILL_MB`] MiB into files named after the target (then remove them): the sandbox
     /// volume's size cap.
     Fill,
@@ -37,6 +39,7 @@ impl ProbeAct {
             ProbeAct::Write => "write",
             ProbeAct::Connect => "connect",
             ProbeAct::Fill => "fill",
+            ProbeAct::Mkdir => "mkdir",
         }
     }
 }
@@ -51,6 +54,7 @@ pub fn attempt(act: ProbeAct, target: &str) -> String {
             .open(target)
             .and_then(|mut f| f.write_all(b"written by a probe\n")),
         ProbeAct::Fill => fill(target),
+        ProbeAct::Mkdir => std::fs::create_dir_all(target),
         ProbeAct::Connect => match target.parse::<SocketAddr>() {
             Ok(addr) => TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(|_| ()),
             Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),

@@ -606,6 +606,12 @@ impl Engine {
             };
 
             self.stage = "scan";
+            if let Some(path) = self.git_metadata_written() {
+                let detail = format!(
+                    "codegen wrote git metadata: {path} (the repository's .git belongs to the orchestrator)"
+                );
+                return self.halt(StopCode::SecurityViolation, &detail).await;
+            }
             let (tree, changes) = self.codegen_changes()?;
             self.event(
                 "change.scanned",

@@ -78,6 +78,34 @@ impl Engine {
         })
     }
 
+    /// The first `.git` (directory or file) codegen left anywhere in its work, relative to the
+    /// tree: git metadata is the orchestrator's alone (a hook or a config there would run on a
+    /// person's machine, a nested `.git` would turn a directory into a submodule). Git itself
+    /// refuses such paths in an index, so without this check the run would fail on them, or in a
+    /// full copy ignore them without a word.
+    pub(super) fn git_metadata_written(&self) -> Option<String> {
+        let root = self.uncommitted();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_name() == ".git" {
+                    // Name what was written there (a hook, a config), not just the directory.
+                    let found = first_file(&path).unwrap_or(path);
+                    let rel = found.strip_prefix(&root).unwrap_or(&found);
+                    return Some(rel.display().to_string());
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                }
+            }
+        }
+        None
+    }
+
     /// Where codegen's uncommitted work is on the host: the upper layer, or the full copy.
     pub(super) fn uncommitted(&self) -> PathBuf {
         if self.lower.is_some() {
@@ -86,6 +114,20 @@ impl Engine {
             self.volume_dir("work")
         }
     }
+}
+
+/// The first file below `dir` (depth first), or `dir` itself when it is a file.
+fn first_file(dir: &std::path::Path) -> Option<PathBuf> {
+    if !std::fs::symlink_metadata(dir).ok()?.is_dir() {
+        return Some(dir.to_path_buf());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries.into_iter().find_map(|p| first_file(&p))
 }
 
 /// Gives `dir` and everything below it to `owner` (the role that edits it runs as that user).
