@@ -367,8 +367,41 @@ impl Drop for Fixture {
     }
 }
 
+/// A private key planted in the engineer's `~/.ssh` (root's, here) for the test, removed again
+/// (with `~/.ssh` itself when the test made it).
+struct SshBait {
+    file: PathBuf,
+    made_dir: Option<PathBuf>,
+}
+
+impl SshBait {
+    fn new() -> Self {
+        let dir = PathBuf::from(std::env::var("HOME").unwrap()).join(".ssh");
+        let made_dir = (!dir.exists()).then(|| dir.clone());
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("id_orchestrate_probe_{}", std::process::id()));
+        std::fs::write(&file, "-----BEGIN OPENSSH PRIVATE KEY----- (test bait)\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self { file, made_dir }
+    }
+}
+
+impl Drop for SshBait {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        if let Some(dir) = &self.made_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Where a connect to the internet goes (the positive control reaches it from the host; inside,
+/// the sandbox must refuse it itself, with EACCES from Landlock).
+const INTERNET: &str = "1.1.1.1:443";
+
 /// Probe files and the host listener, with the positive control run on the host first.
 struct Probe {
+    _ssh: SshBait,
     files: Vec<PathBuf>,
     /// Outside the repository: beside the state directory.
     escape: PathBuf,
@@ -382,8 +415,10 @@ impl Probe {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let host_port = listener.local_addr().unwrap().to_string();
+        let ssh = SshBait::new();
         Self {
             files: vec![
+                ssh.file.clone(),
                 PathBuf::from("/etc/shadow"),
                 p.state.join("keys/planner/ed25519.key"),
                 p.key_file.clone(),
@@ -392,11 +427,12 @@ impl Probe {
             key_file: p.key_file.clone(),
             listener,
             host_port,
+            _ssh: ssh,
         }
     }
 
     fn script(&self) -> String {
-        let mut s = probe_script(&self.files, std::slice::from_ref(&self.host_port));
+        let mut s = probe_script(&self.files, &[self.host_port.clone(), INTERNET.to_owned()]);
         let w = self.escape.display();
         s.push_str(&format!(
             "if e=$( (echo x > {w}) 2>&1); then echo 'PROBE write {w}: ALLOWED'; else echo \"PROBE write {w}: DENIED $e\"; fi; "
@@ -421,7 +457,7 @@ impl Probe {
         let control = String::from_utf8_lossy(&control.stdout).to_string();
         assert_eq!(
             control.matches(": ALLOWED").count(),
-            self.files.len() + 3,
+            self.files.len() + 4,
             "positive control: {control}"
         );
         std::fs::remove_file(&self.escape).unwrap();
@@ -479,6 +515,14 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
     assert!(
         after_probe.contains(&format!("PROBE connect {}: DENIED", probe.host_port)),
         "connect not denied: {after_probe}"
+    );
+    let internet = after_probe
+        .split_once(&format!("PROBE connect {INTERNET}: DENIED"))
+        .map(|(_, rest)| rest.split("PROBE").next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no denial for {INTERNET}: {after_probe}"));
+    assert!(
+        internet.contains("Permission denied"),
+        "the internet is not refused by the sandbox itself: {internet}"
     );
     assert!(
         after_probe.contains(&format!("PROBE write {}: DENIED", probe.escape.display())),
