@@ -418,18 +418,23 @@ impl Engine {
             };
             let (ours, theirs) =
                 UnixStream::pair().map_err(|source| EngineError::Socket { role, source })?;
+            // Only a role that sends a signed artifact holds its key: codegen, whose work the
+            // orchestrator reads from the volume itself, gets none (nor does a CLI it runs).
+            let key = signs_artifacts(&policy)
+                .then(|| keys.get(&role).cloned())
+                .flatten();
             let spec = RoleSpec {
                 role,
                 run_id: self.run_id.clone(),
                 agent_bin: self.agent_bin.clone(),
-                key: keys.get(&role).cloned().unwrap_or_default(),
+                key: key.clone(),
                 log: self.dir.log(role),
                 scratch: self.dir.volume().join("scratch").join(role.as_str()),
                 env: env.clone(),
                 socket: theirs.into(),
                 read: {
                     let mut r = vec![self.agent_bin.clone()];
-                    r.extend(keys.get(&role).cloned());
+                    r.extend(key);
                     if role == RoleName::Codegen {
                         r.push(self.session.clone());
                     }
@@ -665,4 +670,16 @@ pub(super) fn git_text(dir: &Path, args: &[&str]) -> Result<String, EngineError>
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Whether a role's messages carry signed artifacts (plan, test results, review, progress,
+/// ledger), so that it needs its private key.
+fn signs_artifacts(policy: &protocol::roles::RolePolicy) -> bool {
+    use MessageKind as K;
+    policy.messages.iter().any(|m| {
+        matches!(
+            m,
+            K::Plan | K::TestResults | K::Review | K::Progress | K::Ledger
+        )
+    })
 }

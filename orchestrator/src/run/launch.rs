@@ -21,8 +21,9 @@ pub struct RoleSpec {
     pub run_id: String,
     /// The `orchestrate-agent` binary.
     pub agent_bin: PathBuf,
-    /// The role's private key.
-    pub key: PathBuf,
+    /// The role's private key; `None` for a role that signs nothing (codegen), which then never
+    /// sees one: not in its root, not in its environment.
+    pub key: Option<PathBuf>,
     /// Where its stderr goes (`logs/<role>.log`).
     pub log: PathBuf,
     /// Its scratch directory (HOME, caches).
@@ -222,12 +223,14 @@ impl RoleLauncher for DirectLauncher {
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOME", &spec.scratch)
             .env("ORCHESTRATE_FRAME_FD", FRAME_FD.to_string())
-            .env("ORCHESTRATE_KEY", &spec.key)
             .current_dir(&spec.scratch)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .process_group(0);
+            .stderr(Stdio::from(log));
+        if let Some(key) = &spec.key {
+            cmd.env("ORCHESTRATE_KEY", key);
+        }
+        cmd.process_group(0);
         let fd = spec.socket.as_raw_fd();
         // SAFETY: the hook runs between fork and exec in a copy of a multi-threaded process; it
         // calls only prctl, dup2 and fcntl, which are async-signal-safe, on `fd`, which `spec.socket`

@@ -213,11 +213,11 @@ impl SandboxLauncher {
                 read.push(p.clone());
             }
         }
-        if let Some(id) = identity {
+        if let (Some(id), Some(key)) = (identity, &spec.key) {
             // The role's private key: readable by the role's user alone.
-            chown(&spec.key, id).map_err(|e| err(&spec.key, e))?;
-            std::fs::set_permissions(&spec.key, std::fs::Permissions::from_mode(0o400))
-                .map_err(|e| err(&spec.key, e))?;
+            chown(key, id).map_err(|e| err(key, e))?;
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o400))
+                .map_err(|e| err(key, e))?;
         }
         // The model gateway (network part): see gateway.rs.
         let wiring = match &self.gateway {
@@ -249,7 +249,9 @@ impl SandboxLauncher {
             std::env::vars().collect()
         };
         env.push(("ORCHESTRATE_FRAME_FD".into(), FRAME_FD.to_string()));
-        env.push(("ORCHESTRATE_KEY".into(), spec.key.display().to_string()));
+        if let Some(key) = &spec.key {
+            env.push(("ORCHESTRATE_KEY".into(), key.display().to_string()));
+        }
         env.extend(wiring.env.iter().cloned());
         let input = PolicyInput {
             role: role.as_str().to_owned(),
