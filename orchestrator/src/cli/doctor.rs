@@ -93,6 +93,57 @@ pub struct DoctorReport {
     pub host: HostProbe,
     /// One row per layer.
     pub layers: Vec<LayerRow>,
+    /// The sandbox volume roles.yaml asks for, and whether a run can have it here.
+    pub volume: Option<VolumeRow>,
+}
+
+/// roles.yaml's `sandbox.volume` on this host.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct VolumeRow {
+    /// `directory` or `ext4`.
+    pub kind: &'static str,
+    /// The image size (ext4).
+    pub size_mb: u64,
+    /// Whether a run can have it here.
+    pub available: bool,
+    /// What works, or why not.
+    pub detail: String,
+}
+
+/// Whether a run gets the volume roles.yaml asks for: an ext4 image needs root, the loop
+/// control device and `mkfs.ext4` (e2fsprogs) on PATH.
+pub fn volume_row(settings: protocol::roles::VolumeSettings, root: bool) -> VolumeRow {
+    use protocol::roles::VolumeKind;
+    if settings.kind == VolumeKind::Directory {
+        return VolumeRow {
+            kind: "directory",
+            size_mb: settings.size_mb,
+            available: true,
+            detail: "a directory per run under the state dir (no disk quota)".to_owned(),
+        };
+    }
+    let mkfs = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("mkfs.ext4").is_file()));
+    let why_not = if !root {
+        Some("not root (a loop device and a mount need root)".to_owned())
+    } else if !std::path::Path::new("/dev/loop-control").exists() {
+        Some("no /dev/loop-control (loop devices unavailable)".to_owned())
+    } else if !mkfs {
+        Some("mkfs.ext4 not on PATH (e2fsprogs; scripts/setup.sh installs it)".to_owned())
+    } else {
+        None
+    };
+    VolumeRow {
+        kind: "ext4",
+        size_mb: settings.size_mb,
+        available: why_not.is_none(),
+        detail: why_not.unwrap_or_else(|| {
+            format!(
+                "a loop-mounted ext4 image of {} MiB per run: writes past it get ENOSPC",
+                settings.size_mb
+            )
+        }),
+    }
 }
 
 /// Builds the rows from a probe and (optionally) roles.yaml; `user_exists` looks an OS user up.
@@ -164,13 +215,18 @@ pub fn run(ctx: &Context, out: &Output, args: &DoctorArgs) -> Result<ExitCode, D
     let layers = rows(&host, roles.as_ref(), &|u| {
         sandbox::exec::lookup_user(u).is_some()
     });
+    let volume = roles
+        .as_ref()
+        .map(|r| volume_row(r.sandbox.volume, host.root));
     let weaker = layers.iter().any(|l| l.required && !l.missing.is_empty())
-        || (roles.is_none() && layers.iter().any(|l| !l.available));
+        || (roles.is_none() && layers.iter().any(|l| !l.available))
+        || volume.as_ref().is_some_and(|v| !v.available);
     let report = DoctorReport {
         mode: if weaker { "weaker" } else { "full" },
         roles_file: roles_path,
         host,
         layers,
+        volume,
     };
     print_text(out, &report);
     out.document(&report);
@@ -217,8 +273,38 @@ fn print_text(out: &Output, r: &DoctorReport) {
         }
         out.mark(mark, l.layer.name(), detail);
     }
+    if let Some(v) = &r.volume {
+        let mark = if v.available { Mark::Ok } else { Mark::Fail };
+        out.mark(mark, &format!("volume ({})", v.kind), v.detail.clone());
+    }
     out.line(match r.mode {
         "full" => "mode: full containment".to_owned(),
         _ => "mode: WEAKER — a run refuses to start unless --allow-weaker is given, and its receipt records what is missing".to_owned(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::roles::{VolumeKind, VolumeSettings};
+
+    #[test]
+    fn an_ext4_volume_needs_root_and_says_so() {
+        let ext4 = VolumeSettings {
+            kind: VolumeKind::Ext4,
+            size_mb: 64,
+        };
+        let row = volume_row(ext4, false);
+        assert!(!row.available);
+        assert!(row.detail.contains("not root"), "{}", row.detail);
+        let dir = volume_row(
+            VolumeSettings {
+                kind: VolumeKind::Directory,
+                size_mb: 64,
+            },
+            false,
+        );
+        assert!(dir.available);
+        assert_eq!(dir.kind, "directory");
+    }
 }
