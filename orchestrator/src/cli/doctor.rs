@@ -275,7 +275,7 @@ fn print_text(out: &Output, r: &DoctorReport) {
     }
     if let Some(v) = &r.volume {
         let mark = if v.available { Mark::Ok } else { Mark::Fail };
-        out.mark(mark, &format!("volume ({})", v.kind), v.detail.clone());
+        out.mark(mark, format!("volume ({})", v.kind), v.detail.clone());
     }
     out.line(match r.mode {
         "full" => "mode: full containment".to_owned(),
