@@ -3,6 +3,7 @@
 //! so the gateway's `https` upstream path runs against a real TLS peer with a private CA.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,6 +27,7 @@ pub enum TlsFrontError {
 #[derive(Debug)]
 pub struct TlsFront {
     addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -51,12 +53,15 @@ impl TlsFront {
             .map_err(TlsFrontError::Bind)?;
         let addr = listener.local_addr().map_err(TlsFrontError::Bind)?;
         let (stop, mut stopped) = oneshot::channel();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     accepted = listener.accept() => {
                         let Ok((tcp, _)) = accepted else { continue };
+                        count.fetch_add(1, Ordering::SeqCst);
                         let _ = tcp.set_nodelay(true);
                         tokio::spawn(forward(acceptor.clone(), tcp, target));
                     }
@@ -65,6 +70,7 @@ impl TlsFront {
         });
         Ok(Self {
             addr,
+            accepted,
             stop: Some(stop),
         })
     }
@@ -72,6 +78,11 @@ impl TlsFront {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// TCP connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 

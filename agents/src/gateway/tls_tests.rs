@@ -82,6 +82,37 @@ async fn an_https_upstream_with_its_private_ca_is_reached_and_booked() {
 }
 
 #[tokio::test]
+async fn consecutive_requests_reuse_one_tls_connection() {
+    let up = scripted(vec![
+        turn("one", 1, 1),
+        turn("two", 1, 1),
+        turn("three", 1, 1),
+    ])
+    .await;
+    let (ca, f) = front(&up).await;
+    let mut fx = Fixture::new(up.base_url());
+    https(&mut fx, "localhost", &f, Some(&ca));
+    let (g, _rx) = Gateway::start(&fx.config, fx.run("pool", budgets(1.0, 1.0, 10.0)))
+        .await
+        .unwrap();
+    for want in ["one", "two", "three"] {
+        let (status, _, body) = ask(&g, &req(1)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(want), "{body}");
+        // The connection goes back to the pool once its response has been read.
+        for _ in 0..100 {
+            if g.shared.upstream.idle() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(up.seen().len(), 3);
+    assert_eq!(f.accepted(), 1, "one TCP + TLS set-up for three requests");
+    g.stop().await;
+}
+
+#[tokio::test]
 async fn without_the_ca_file_the_webpki_roots_refuse_the_certificate_and_nothing_is_booked() {
     let up = scripted(vec![turn("never", 100, 20)]).await;
     let (_ca, f) = front(&up).await;

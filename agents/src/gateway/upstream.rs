@@ -1,13 +1,16 @@
-//! The connection to the upstream provider: parse the configured base URL, open one HTTP/1.1
-//! connection per request (TCP or unix socket, with TLS on top for an `https` upstream — see
-//! [`super::tls`]) and send the request on it. The connection task lives until the response body
-//! has been read, so streams pass through unbuffered.
+//! The connection to the upstream provider: parse the configured base URL, open HTTP/1.1
+//! connections (TCP or unix socket, with TLS on top for an `https` upstream — see [`super::tls`])
+//! and send requests on them. A connection whose response body has been read goes back to a small
+//! idle pool, so consecutive requests skip the TCP and TLS set-up; one found closed before the
+//! request went out is passed over for a fresh connection. Streams pass through unbuffered.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -165,11 +168,17 @@ pub fn parse_https(base_url: &str) -> Option<(String, String, String)> {
     ))
 }
 
-/// The upstream: where to connect, and TLS on top when it is `https`.
+/// Idle upstream connections kept for reuse, at most.
+const MAX_IDLE: usize = 8;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// The upstream: where to connect, TLS on top when it is `https`, idle connections to reuse.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     addr: UpstreamAddr,
     tls: Option<TlsUpstream>,
+    idle: Arc<Mutex<Vec<Sender>>>,
 }
 
 impl Upstream {
@@ -188,6 +197,7 @@ impl Upstream {
                     prefix,
                 },
                 tls: Some(TlsUpstream::new(&settings)?),
+                idle: Arc::default(),
             });
         }
         if base_url.starts_with("https://") {
@@ -196,6 +206,7 @@ impl Upstream {
         Ok(Self {
             addr: UpstreamAddr::parse(base_url)?,
             tls: tls.map(TlsUpstream::new).transpose()?,
+            idle: Arc::default(),
         })
     }
 
@@ -222,14 +233,76 @@ impl Upstream {
         }
     }
 
-    /// Send `req` on a fresh connection.
+    /// Send `req` on an idle connection, or a fresh one.
     pub async fn send(
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let addr = self.addr.describe();
+        let mut req = req;
+        while let Some(mut sender) = self.take_idle() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.park(sender);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    // Closed before anything was written: try the next one.
+                    Some(r) => req = r,
+                    None => {
+                        return Err(UpstreamError::Http {
+                            addr,
+                            source: e.into_error(),
+                        })
+                    }
+                },
+            }
+        }
+        let mut sender = self.connect(&addr).await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|source| UpstreamError::Http {
+                addr: addr.clone(),
+                source,
+            })?;
+        self.park(sender);
+        Ok(resp)
+    }
+
+    /// Idle connections in the pool now (for tests).
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |v| v.len())
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(s) = idle.pop() {
+            if s.is_ready() && !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Back to the pool once its response has been read (a connection carries one exchange at a
+    /// time); dropped if the connection ends first or the pool is full.
+    fn park(&self, mut sender: Sender) {
+        let idle = Arc::clone(&self.idle);
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < MAX_IDLE {
+                    idle.push(sender);
+                }
+            }
+        });
+    }
+
+    /// A new connection, TLS on top when configured.
+    async fn connect(&self, addr: &str) -> Result<Sender, UpstreamError> {
         let connect = |source| UpstreamError::Connect {
-            addr: addr.clone(),
+            addr: addr.to_owned(),
             source,
         };
         match &self.addr {
@@ -238,26 +311,21 @@ impl Upstream {
                     .await
                     .map_err(connect)?;
                 let _ = s.set_nodelay(true);
-                self.over(s, req, &addr).await
+                self.over(s, addr).await
             }
             UpstreamAddr::Unix { path, .. } => {
                 let s = UnixStream::connect(path).await.map_err(connect)?;
-                self.over(s, req, &addr).await
+                self.over(s, addr).await
             }
         }
     }
 
-    async fn over<S>(
-        &self,
-        s: S,
-        req: Request<Full<Bytes>>,
-        addr: &str,
-    ) -> Result<Response<Incoming>, UpstreamError>
+    async fn over<S>(&self, s: S, addr: &str) -> Result<Sender, UpstreamError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         match &self.tls {
-            None => exchange(s, req, addr).await,
+            None => handshake(s, addr).await,
             Some(tls) => {
                 let s = tls
                     .connect(s)
@@ -267,33 +335,28 @@ impl Upstream {
                         trust: tls.trust(),
                         source,
                     })?;
-                exchange(s, req, addr).await
+                handshake(s, addr).await
             }
         }
     }
 }
 
-async fn exchange<S>(
-    s: S,
-    req: Request<Full<Bytes>>,
-    addr: &str,
-) -> Result<Response<Incoming>, UpstreamError>
+async fn handshake<S>(s: S, addr: &str) -> Result<Sender, UpstreamError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let http = |source| UpstreamError::Http {
-        addr: addr.to_owned(),
-        source,
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
         .await
-        .map_err(http)?;
+        .map_err(|source| UpstreamError::Http {
+            addr: addr.to_owned(),
+            source,
+        })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended");
         }
     });
-    sender.send_request(req).await.map_err(http)
+    Ok(sender)
 }
 
 #[cfg(test)]
