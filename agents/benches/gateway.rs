@@ -2,8 +2,8 @@
 //! socket) → scripted server, against client → scripted server directly; and streaming
 //! throughput of a large SSE response both ways. Prints p50/p99 and MB/s. A third path has the
 //! gateway reach the server over TLS (an `https` upstream: a TLS front with a private CA on
-//! loopback before the scripted server), so the cost of TLS, a handshake per request as the
-//! gateway opens one upstream connection per request, shows against plain HTTP.
+//! loopback before the scripted server), so the cost of TLS shows against plain HTTP (the gateway
+//! pools upstream connections: the handshake is paid once, then records are encrypted).
 //!
 //! `cargo bench -p orchestrate-agents --bench gateway` (or bench/gateway.sh). ROUNDS overrides the
 //! request count.
