@@ -6,8 +6,9 @@
 //! step with curl and writes the FR-12 change only when the answer says `WRITE_FR12`. The scripted
 //! usage puts the first iteration at 92 % of the run's 2 USD: the run pauses. A raise that does
 //! not go above the ceiling is refused (exit 2) and changes nothing; a higher one lets the run go
-//! on — to done, or to STOP_BUDGET_EXCEEDED at 100 % of the *new* ceiling. The https test puts a
-//! TLS front with a private CA (rcgen) before the scripted server and names the CA as `ca_file`.
+//! on — to done, or to STOP_BUDGET_EXCEEDED at 100 % of the *new* ceiling. The https tests put a
+//! TLS front with a private CA (rcgen) before the scripted server and name the CA as `ca_file` — or
+//! not, and then the webpki roots refuse the certificate.
 //!
 //! Needs root, useradd, curl and every containment layer; skips with the reason otherwise.
 
@@ -183,6 +184,8 @@ enum Via {
     Http,
     /// A TLS front with a private CA named as `ca_file`.
     Https,
+    /// The same front, no `ca_file`: the webpki roots must refuse its certificate.
+    HttpsWithoutCa,
 }
 
 impl Fixture {
@@ -209,12 +212,13 @@ impl Fixture {
             .unwrap();
         let (base_url, ca_file, front) = match via {
             Via::Http => (server.base_url().to_owned(), None, None),
-            Via::Https => {
+            Via::Https | Via::HttpsWithoutCa => {
                 let (ca_pem, front) = rt.block_on(tls_front(&server));
                 let ca = tmp.path().join("private-ca.pem");
                 std::fs::write(&ca, ca_pem).unwrap();
                 let url = format!("https://localhost:{}/v1", front.addr().port());
-                (url, Some(ca), Some(front))
+                let ca = matches!(via, Via::Https).then_some(ca);
+                (url, ca, Some(front))
             }
         };
         let tag = format!(
@@ -489,4 +493,32 @@ fn the_gateway_reaches_an_https_upstream_with_a_private_ca_through_the_egress_br
         "{:?}",
         seen[0].headers
     );
+}
+
+#[test]
+fn without_its_ca_file_the_https_upstream_is_refused_by_the_webpki_roots_and_nothing_is_booked() {
+    let Some(f) = Fixture::new(vec![say("WRITE_FR12", 1_000)], Via::HttpsWithoutCa) else {
+        return;
+    };
+    let out = f.orchestrate(&["start", "FR-12"]);
+    let ctx = f.context(&out);
+    // No model answer, no change: the run ends without progress, never reaching the server.
+    assert_eq!(out.status.code(), Some(4), "{ctx}");
+    assert!(f.server.seen().is_empty(), "{ctx}");
+    assert!(ctx.contains("STOP_NO_PROGRESS"), "{ctx}");
+    assert!(
+        ctx.contains("gateway: upstream request failed (nothing booked): TLS handshake with upstream localhost:"),
+        "cost-control's log: {ctx}"
+    );
+    assert!(
+        ctx.contains("invalid peer certificate: UnknownIssuer"),
+        "{ctx}"
+    );
+    // The agent got the reason too (its 502), never the key.
+    let codegen = std::fs::read_to_string(f.run_dir().join("logs/codegen.log")).unwrap();
+    assert!(codegen.contains("upstream_unavailable"), "{codegen}");
+    assert!(!codegen.contains(KEY), "{codegen}");
+    let ledger = f.ledger();
+    assert_eq!(ledger["spent_usd"], 0.0, "{ledger}");
+    assert_eq!(ledger["tokens_in"], 0, "{ledger}");
 }
