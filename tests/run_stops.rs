@@ -292,6 +292,37 @@ fn red_baseline() {
 }
 
 #[test]
+fn an_unusable_gateway_upstream_is_invalid_input_before_any_role_starts() {
+    for (upstream, says) in [
+        (
+            "base_url: ftp://127.0.0.1:4000/v1",
+            "gateway.upstream.base_url `ftp://127.0.0.1:4000/v1`",
+        ),
+        (
+            "base_url: https://localhost:4443/v1\n    ca_file: /nonexistent/ca.pem",
+            "gateway.upstream.ca_file /nonexistent/ca.pem",
+        ),
+    ] {
+        let f = Fixture::new(|r| {
+            let block = format!(
+                "gateway:\n  upstream:\n    {upstream}\n    api_key_file: {}\n  prices:\n    m: {{ input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0 }}\n",
+                r.join("upstream.key").display()
+            );
+            std::fs::write(r.join("upstream.key"), "k").unwrap();
+            let mut roles = std::fs::read_to_string(support::project_roles()).unwrap();
+            roles.push_str(&block);
+            std::fs::write(r.join("roles.yaml"), roles).unwrap();
+        });
+        let out = f.start("FR-12.json");
+        let all = text(&out);
+        // Invalid input (2), not "containment unavailable" (3), and never a run without it.
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(all.contains(says), "{all}");
+        assert!(!all.contains("[iteration"), "{all}");
+    }
+}
+
+#[test]
 fn without_allow_weaker_containment_unavailable_exits_3() {
     let f = Fixture::new(|_| {});
     let out = f.orchestrate(&["start", "FR-12"]);

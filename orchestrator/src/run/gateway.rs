@@ -106,6 +106,36 @@ pub struct RunGateway {
     bridge: Mutex<Option<EgressBridge>>,
 }
 
+/// The upstream address (`host:port`, path prefix) and, for https, what TLS needs: the one place
+/// roles.yaml's `gateway.upstream` is checked, by preflight (a bad block is invalid input, exit 2)
+/// and again when the run wires the gateway.
+fn upstream_of(
+    settings: &GatewaySettings,
+) -> Result<((String, String), Option<TlsSettings>), GatewayWiringError> {
+    let url = &settings.upstream.base_url;
+    match agents::gateway::upstream::parse_https(url) {
+        Some((authority, connect, prefix)) => Ok((
+            (connect, prefix),
+            Some(TlsSettings {
+                ca_pem: read_ca(settings.upstream.ca_file.as_deref(), &authority)?,
+                authority,
+            }),
+        )),
+        None => {
+            if settings.upstream.ca_file.is_some() {
+                return Err(GatewayWiringError::CaWithoutHttps(url.clone()));
+            }
+            let up = parse_http(url).ok_or_else(|| GatewayWiringError::BaseUrl(url.clone()))?;
+            Ok((up, None))
+        }
+    }
+}
+
+/// Checks roles.yaml's `gateway.upstream` (base URL, CA file) before a run starts.
+pub fn check_upstream(settings: &GatewaySettings) -> Result<(), GatewayWiringError> {
+    upstream_of(settings).map(drop)
+}
+
 impl RunGateway {
     /// The wiring for a run whose volume is `volume` (`<state>/runs/<id>/volume`).
     pub fn new(
@@ -113,23 +143,7 @@ impl RunGateway {
         budgets: Budgets,
         volume: &Path,
     ) -> Result<Self, GatewayWiringError> {
-        let url = &settings.upstream.base_url;
-        let (upstream, tls) = match agents::gateway::upstream::parse_https(url) {
-            Some((authority, connect, prefix)) => (
-                (connect, prefix),
-                Some(TlsSettings {
-                    ca_pem: read_ca(settings.upstream.ca_file.as_deref(), &authority)?,
-                    authority,
-                }),
-            ),
-            None => {
-                if settings.upstream.ca_file.is_some() {
-                    return Err(GatewayWiringError::CaWithoutHttps(url.clone()));
-                }
-                let up = parse_http(url).ok_or_else(|| GatewayWiringError::BaseUrl(url.clone()))?;
-                (up, None)
-            }
-        };
+        let (upstream, tls) = upstream_of(settings)?;
         let state = volume.ancestors().nth(3).unwrap_or(volume);
         Ok(Self {
             settings: settings.clone(),

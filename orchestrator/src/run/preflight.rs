@@ -24,6 +24,10 @@ pub enum PreflightError {
         /// Cause.
         source: Box<LoadError>,
     },
+    /// roles.yaml's gateway upstream is unusable (base URL, CA file).
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Gateway(Box<super::launch_sandbox::gateway::GatewayWiringError>),
     /// config.yaml loosens a limit or names a command the test-runner may not run.
     #[error("{path}: {source}")]
     Merge {
@@ -91,6 +95,11 @@ pub fn load(repo: &Path, fr_id: &str) -> Result<Policy, PreflightError> {
             })?;
         (roles, "built-in".to_owned())
     };
+    #[cfg(target_os = "linux")]
+    if let Some(g) = &roles.gateway {
+        super::launch_sandbox::gateway::check_upstream(g)
+            .map_err(|e| PreflightError::Gateway(Box::new(e)))?;
+    }
     let fr_path = load::find_fr(repo, fr_id)?;
     let fr = load::load_fr(&fr_path)?;
     let config = load::load_config_for(&fr_path)?;
