@@ -1,10 +1,14 @@
 //! Estimate a request's cost before it is sent: input tokens from the request text plus the
 //! request's output cap, priced from the table.
 //!
-//! Input tokens are a labelled character-based estimate (`chars/4`, rounded up) over every string
-//! in the request (messages, instructions, tool schemas). No tokenizer crate is linked: the
-//! estimate error is bounded by booking the real usage afterwards, and the output cap, which
-//! usually dominates the estimate, is exact because the gateway injects it when it is missing.
+//! Input tokens are counted over every string in the request (messages, instructions, tool
+//! schemas): with the model family's own BPE tokenizer where one is published (OpenAI's
+//! o200k_base / cl100k_base … through `tiktoken-rs`, picked by model name), else as a labelled
+//! character-based estimate (`chars/4`, rounded up; e.g. Anthropic, which publishes no tokenizer).
+//! Counting every string (role names, the model name, schema text) and not the chat format's few
+//! tokens per message errs either way by a few tokens; booking the real usage afterwards bounds it,
+//! and the output cap, which usually dominates the estimate, is exact because the gateway injects
+//! it when it is missing. [`Estimate::input_method`] says which count was used.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +16,47 @@ use serde_json::Value;
 
 use super::config::ModelPrice;
 
-/// How input tokens were counted; carried in events and errors so nobody mistakes it for a count.
+/// How input tokens are counted when the model has no published tokenizer; carried in events and
+/// errors so nobody mistakes it for a count.
 pub const INPUT_METHOD: &str = "chars/4 estimate";
+
+/// The tokenizer for `model`'s family, with its label, if one is published.
+fn tokenizer(model: &str) -> Option<(&'static tiktoken_rs::CoreBPE, &'static str)> {
+    use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer};
+    let t = get_tokenizer(model)?;
+    let label = match t {
+        Tokenizer::O200kHarmony => "o200k_harmony tokenizer",
+        Tokenizer::O200kBase => "o200k_base tokenizer",
+        Tokenizer::Cl100kBase => "cl100k_base tokenizer",
+        Tokenizer::P50kBase | Tokenizer::P50kEdit => "p50k_base tokenizer",
+        Tokenizer::R50kBase | Tokenizer::Gpt2 => "r50k_base tokenizer",
+    };
+    tiktoken_rs::bpe_for_tokenizer(t)
+        .ok()
+        .map(|bpe| (bpe, label))
+}
+
+/// Loads `model`'s tokenizer now (parsing its ranks takes a few hundred ms), so that the first
+/// request does not wait for it.
+pub fn warm(model: &str) {
+    let _ = tokenizer(model);
+}
+
+/// Input tokens of `body` for `model`, and how they were counted.
+fn count_input(model: &str, body: &Value) -> (u64, &'static str) {
+    match tokenizer(model) {
+        Some((bpe, label)) => {
+            let mut n = 0u64;
+            for_each_string(body, &mut |s| n += bpe.encode_ordinary(s).len() as u64);
+            (n, label)
+        }
+        None => {
+            let mut chars = 0u64;
+            for_each_string(body, &mut |s| chars += s.chars().count() as u64);
+            (chars.div_ceil(4), INPUT_METHOD)
+        }
+    }
+}
 
 /// Which wire API a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +99,10 @@ impl Api {
 pub struct Estimate {
     /// Model named in the request.
     pub model: String,
-    /// Estimated input tokens ([`INPUT_METHOD`]).
+    /// Input tokens, counted as [`Estimate::input_method`] says.
     pub input_tokens: u64,
+    /// `o200k_base tokenizer` and the like, or [`INPUT_METHOD`] (a character-based estimate).
+    pub input_method: &'static str,
     /// The request's output cap (possibly injected).
     pub max_output_tokens: u64,
     /// Estimated cost, USD.
@@ -115,12 +160,12 @@ pub fn estimate_and_bound(
             o.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    let chars = string_chars(body);
-    let input_tokens = chars.div_ceil(4);
+    let (input_tokens, input_method) = count_input(&model, body);
     Ok(Estimate {
         usd: price_usd(price, input_tokens, max_output_tokens),
         model,
         input_tokens,
+        input_method,
         max_output_tokens,
         cap_injected,
     })
@@ -132,13 +177,13 @@ pub fn price_usd(price: &ModelPrice, input: u64, output: u64) -> f64 {
         + (output as f64) * price.output_usd_per_mtok / 1e6
 }
 
-/// Characters in every string value (not keys, not numbers) of `v`.
-fn string_chars(v: &Value) -> u64 {
+/// Calls `f` on every string value (not keys, not numbers) of `v`.
+fn for_each_string(v: &Value, f: &mut dyn FnMut(&str)) {
     match v {
-        Value::String(s) => s.chars().count() as u64,
-        Value::Array(a) => a.iter().map(string_chars).sum(),
-        Value::Object(o) => o.values().map(string_chars).sum(),
-        _ => 0,
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|x| for_each_string(x, f)),
+        Value::Object(o) => o.values().for_each(|x| for_each_string(x, f)),
+        _ => {}
     }
 }
 

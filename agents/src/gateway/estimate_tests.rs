@@ -35,6 +35,7 @@ fn responses_estimate_counts_strings_and_the_given_cap() {
         Estimate {
             model: "m".into(),
             input_tokens: 3,
+            input_method: INPUT_METHOD,
             max_output_tokens: 100,
             usd: 3.0 * 2.0 / 1e6 + 100.0 * 10.0 / 1e6,
             cap_injected: false,
@@ -73,4 +74,38 @@ fn unpriced_or_unnamed_models_are_refused() {
         estimate_and_bound(Api::Responses, &mut body, &prices(), 1),
         Err(EstimateError::NotAnObject)
     );
+}
+
+#[test]
+fn an_openai_model_is_counted_with_its_family_tokenizer_and_says_so() {
+    let mut p = prices();
+    p.insert(
+        "gpt-5-codex".to_owned(),
+        ModelPrice {
+            input_usd_per_mtok: 1.25,
+            output_usd_per_mtok: 10.0,
+        },
+    );
+    p.insert(
+        "claude-sonnet-4-5".to_owned(),
+        ModelPrice {
+            input_usd_per_mtok: 3.0,
+            output_usd_per_mtok: 15.0,
+        },
+    );
+    // 40 repetitions of one common word: a tokenizer sees ~40 tokens, chars/4 sees 60.
+    let text = "hello ".repeat(40);
+    let mut body = json!({"model": "gpt-5-codex", "input": text, "max_output_tokens": 10});
+    let e = estimate_and_bound(Api::Responses, &mut body, &p, 4096).unwrap();
+    assert_eq!(e.input_method, "o200k_base tokenizer");
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let want = (bpe.encode_ordinary("gpt-5-codex").len() + bpe.encode_ordinary(&text).len()) as u64;
+    assert_eq!(e.input_tokens, want);
+    assert!(e.input_tokens < (text.len() as u64).div_ceil(4), "{e:?}");
+    // No published tokenizer: the labelled character estimate.
+    let mut body = json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": text}]});
+    let e = estimate_and_bound(Api::AnthropicMessages, &mut body, &p, 4096).unwrap();
+    assert_eq!(e.input_method, INPUT_METHOD);
+    let chars = ("claude-sonnet-4-5".len() + "user".len() + text.len()) as u64;
+    assert_eq!(e.input_tokens, chars.div_ceil(4));
 }

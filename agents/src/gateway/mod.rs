@@ -125,6 +125,9 @@ impl Gateway {
             return Err(GatewayError::EmptyKey(key_path.clone()));
         }
         let upstream = Upstream::new(&config.upstream.base_url, config.upstream.tls.as_ref())?;
+        // The priced models' tokenizers load while the run plans, not on the first request.
+        let models: Vec<String> = config.prices.keys().cloned().collect();
+        std::thread::spawn(move || models.iter().for_each(|m| estimate::warm(m)));
         let ledger = SpendLedger::open(&run.ledger_db)?;
         let run_totals = ledger.run_totals(&run.run_id)?;
         let run_spent = run_totals.usd;

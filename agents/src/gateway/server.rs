@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::budget::{BudgetState, Refusal};
 use super::config::GatewayConfig;
-use super::estimate::{estimate_and_bound, price_usd, Api, Estimate, INPUT_METHOD};
+use super::estimate::{estimate_and_bound, price_usd, Api, Estimate};
 use super::events::GatewayEvent;
 use super::ledger::{Booking, SpendLedger, Totals};
 use super::redact::{redact_all, Redactor};
@@ -141,7 +141,8 @@ fn reject(status: StatusCode, kind: &str, message: &str, extra: Option<Value>) -
     r
 }
 
-fn refusal_response(r: &Refusal) -> Response<GwBody> {
+/// `input_method`: how the estimate counted input tokens (a tokenizer, or a labelled estimate).
+fn refusal_response(r: &Refusal, input_method: &str) -> Response<GwBody> {
     let detail = serde_json::to_value(r).ok();
     match r {
         Refusal::Paused { pct } => reject(
@@ -159,7 +160,7 @@ fn refusal_response(r: &Refusal) -> Response<GwBody> {
         Refusal::PerRequest { estimate_usd, limit_usd } => reject(
             StatusCode::PAYMENT_REQUIRED,
             "budget_per_request",
-            &format!("estimated ${estimate_usd:.6} exceeds the per-request limit ${limit_usd:.6} (input: {INPUT_METHOD})"),
+            &format!("estimated ${estimate_usd:.6} exceeds the per-request limit ${limit_usd:.6} (input tokens: {input_method})"),
             detail,
         ),
         Refusal::PerRun { estimate_usd, committed_usd, limit_usd } => reject(
@@ -366,7 +367,7 @@ async fn metered(shared: Arc<Shared>, api: Api, req: Request<Incoming>) -> Respo
     };
     let admitted = shared.state().admit(est.usd);
     if let Err(refusal) = admitted {
-        let resp = refusal_response(&refusal);
+        let resp = refusal_response(&refusal, est.input_method);
         let _ = shared.events.send(GatewayEvent::Refused {
             model: est.model.clone(),
             refusal,
