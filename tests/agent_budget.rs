@@ -29,34 +29,6 @@ use support::{bin_dir, copy_dir, example, git, project_roles, text};
 
 const KEY: &str = "sk-test-UPSTREAM-budget-5d1e-never-in-a-role";
 
-fn skip_reason(bins: &Path) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root: per-role users and every layer".into());
-    }
-    for tool in ["useradd", "curl"] {
-        if Command::new(tool).arg("--help").output().is_err() {
-            return Some(format!("no {tool} on this system"));
-        }
-    }
-    let out = Command::new(bins.join("orchestrate"))
-        .args(["doctor", "--json"])
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
-    let missing: Vec<String> = doc["layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r["available"] != true)
-        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
-        .collect();
-    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
-}
-
 /// The FR-12 change as the recorded session makes it, as shell commands (run in the work tree).
 fn fr12_script(repo: &Path) -> String {
     let s: serde_json::Value =
@@ -123,24 +95,7 @@ fn roles_yaml(
           content: |
 {script}"#
     );
-    let mut out = String::new();
-    let mut in_codegen = false;
-    for line in roles.lines() {
-        if line.starts_with("  codegen:") {
-            in_codegen = true;
-        }
-        if in_codegen && line.trim() == "driver: replay" {
-            out.push_str(&command);
-            in_codegen = false;
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(
-        out.contains("driver: command"),
-        "no codegen replay driver to replace"
-    );
+    let mut out = support::with_codegen_driver(&roles, &command);
     let ca = ca_file.map_or(String::new(), |c| format!("    ca_file: {}\n", c.display()));
     out.push_str(&format!(
         "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n{ca}  default_max_output_tokens: 64\n  prices:\n    m: {{ input_usd_per_mtok: 10.0, output_usd_per_mtok: 10.0 }}\n",
@@ -192,7 +147,7 @@ impl Fixture {
     /// `None` (after printing why) when this host cannot run the test.
     fn new(turns: Vec<Turn>, via: Via) -> Option<Self> {
         let bins = bin_dir();
-        if let Some(why) = skip_reason(&bins) {
+        if let Some(why) = support::contained_skip_reason(&bins, &["curl"]) {
             eprintln!("SKIP: {why}");
             return None;
         }

@@ -34,33 +34,10 @@ use support::{bin_dir, copy_dir, example, git, project_roles, text};
 const KEY: &str = "sk-test-UPSTREAM-7f3a9c-never-in-a-role";
 
 fn skip_reason(bins: &Path) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root: per-role users and every layer".into());
-    }
-    if Command::new("useradd").arg("--help").output().is_err() {
-        return Some("no useradd on this system".into());
-    }
     match Command::new("codex").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some("the codex CLI is not installed (scripts/setup.sh installs it)".into()),
+        Ok(o) if o.status.success() => support::contained_skip_reason(bins, &[]),
+        _ => Some("the codex CLI is not installed (scripts/setup.sh installs it)".into()),
     }
-    let out = Command::new(bins.join("orchestrate"))
-        .args(["doctor", "--json"])
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
-    let missing: Vec<String> = doc["layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r["available"] != true)
-        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
-        .collect();
-    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
 }
 
 /// Test-specific roles.yaml values.
@@ -108,24 +85,7 @@ fn roles_yaml(tag: &str, base_url: &str, key_file: &Path, o: Opts) -> String {
             env_key = "ORCHESTRATE_MODEL_TOKEN"
             wire_api = "responses"
 "#;
-    let mut out = String::new();
-    let mut in_codegen = false;
-    for line in roles.lines() {
-        if line.starts_with("  codegen:") {
-            in_codegen = true;
-        }
-        if in_codegen && line.trim() == "driver: replay" {
-            out.push_str(command);
-            in_codegen = false;
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(
-        out.contains("driver: command"),
-        "no codegen replay driver to replace"
-    );
+    let mut out = support::with_codegen_driver(&roles, command);
     out.push_str(&format!(
         "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n  default_max_output_tokens: 256\n  prices:\n    gpt-5-codex: {{ input_usd_per_mtok: {p}, output_usd_per_mtok: {p} }}\n",
         key_file.display(),
@@ -609,7 +569,7 @@ fn the_twin_with_every_layer_off_lets_the_same_probes_through() {
     };
     let probe = probe.unwrap();
     let mut args = vec!["start", "FR-12", "--allow-weaker"];
-    for l in LAYERS {
+    for l in support::LAYERS {
         args.extend(["--layer-off", l]);
     }
     let out = f.s.orchestrate(&args);
@@ -635,11 +595,6 @@ fn the_twin_with_every_layer_off_lets_the_same_probes_through() {
     );
     assert!(probe.escape.exists(), "the twin did not write outside");
 }
-
-const LAYERS: [&str; 11] = [
-    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
-    "cgroups", "env",
-];
 
 /// Iteration 1: Codex answers without changing anything, at a price that puts the run at
 /// `pct` % of its 2 USD; iteration 2 (if any): it writes FR-12 cheaply.

@@ -35,37 +35,6 @@ const KEY: &str = "sk-test-UPSTREAM-llm-51c2-never-in-a-role";
 const MODEL: &str = "gpt-test-llm";
 const TOKENS_IN: u64 = 3_000;
 
-const LAYERS: [&str; 11] = [
-    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
-    "cgroups", "env",
-];
-
-fn skip_reason(bins: &Path) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root: per-role users and every layer".into());
-    }
-    if Command::new("useradd").arg("--help").output().is_err() {
-        return Some("no useradd on this system".into());
-    }
-    let out = Command::new(bins.join("orchestrate"))
-        .args(["doctor", "--json"])
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
-    let missing: Vec<String> = doc["layers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r["available"] != true)
-        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
-        .collect();
-    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
-}
-
 /// roles.yaml of the test: per-test users, codegen driven by the llm driver, the gateway to
 /// `base_url` with a price for the model.
 fn roles_yaml(tag: &str, base_url: &str, key_file: &Path) -> String {
@@ -75,24 +44,7 @@ fn roles_yaml(tag: &str, base_url: &str, key_file: &Path) -> String {
     let llm = format!(
         "    driver: llm\n    llm:\n      model: {MODEL}\n      max_output_tokens: 1024\n      max_turns: 12\n"
     );
-    let mut out = String::new();
-    let mut in_codegen = false;
-    for line in roles.lines() {
-        if line.starts_with("  codegen:") {
-            in_codegen = true;
-        }
-        if in_codegen && line.trim() == "driver: replay" {
-            out.push_str(&llm);
-            in_codegen = false;
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    assert!(
-        out.contains("driver: llm"),
-        "no codegen replay driver to replace"
-    );
+    let mut out = support::with_codegen_driver(&roles, &llm);
     out.push_str(&format!(
         "\ngateway:\n  upstream:\n    base_url: {base_url}\n    api_key_file: {}\n  prices:\n    {MODEL}: {{ input_usd_per_mtok: 1.0, output_usd_per_mtok: 1.0 }}\n",
         key_file.display()
@@ -285,7 +237,7 @@ impl Fixture {
     /// `None` (after printing why) when this host cannot run the test.
     fn new(turns: Vec<Turn>) -> Option<Self> {
         let bins = bin_dir();
-        if let Some(why) = skip_reason(&bins) {
+        if let Some(why) = support::contained_skip_reason(&bins, &[]) {
             eprintln!("SKIP: {why}");
             return None;
         }
@@ -565,7 +517,7 @@ fn the_twin_with_every_layer_off_reads_and_writes_through_the_same_symlinks() {
         return;
     };
     let mut args = vec!["start", "FR-12", "--allow-weaker", "--no-promote"];
-    for l in LAYERS {
+    for l in support::LAYERS {
         args.extend(["--layer-off", l]);
     }
     let out = f.setup.orchestrate(&args);

@@ -27,38 +27,6 @@ use support::{bin_dir, copy_dir, example, git, project_roles, text};
 /// gate): one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-const LAYERS: [&str; 11] = [
-    "identity", "mount", "pid", "ipc", "uts", "network", "landlock", "seccomp", "rlimits",
-    "cgroups", "env",
-];
-
-/// Why this host cannot run the test, if it cannot.
-fn skip_reason(bins: &Path) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root: per-role users and every layer".into());
-    }
-    if Command::new("useradd").arg("--help").output().is_err() {
-        return Some("no useradd on this system".into());
-    }
-    // Outside any repository: the host's layers, not a policy's.
-    let out = Command::new(bins.join("orchestrate"))
-        .args(["doctor", "--json"])
-        .current_dir("/")
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&out)));
-    let rows = doc["layers"].as_array().cloned().unwrap_or_default();
-    assert_eq!(rows.len(), LAYERS.len(), "{doc}");
-    let missing: Vec<String> = rows
-        .iter()
-        .filter(|r| r["available"] != true)
-        .map(|r| format!("{}: {}", r["layer"], r["detail"]))
-        .collect();
-    (!missing.is_empty()).then(|| format!("layers unavailable here: {}", missing.join("; ")))
-}
-
 /// A textkit repository with per-test OS users, `orchestrate setup` done for its own state
 /// directory (not under /tmp: a role's private /tmp would hide it).
 struct Contained {
@@ -72,7 +40,7 @@ impl Contained {
     /// One test at a time, with the fixture; `None` (after printing why) when this host cannot
     /// run it.
     fn unless_skipped(tag: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Self)> {
-        if let Some(why) = skip_reason(&bin_dir()) {
+        if let Some(why) = support::contained_skip_reason(&bin_dir(), &[]) {
             eprintln!("SKIP: {why}");
             return None;
         }
@@ -285,7 +253,7 @@ fn contained_run_denies_every_probe_and_still_reaches_staging_while_its_twin_wit
         "--session",
     ];
     args.push(session.to_str().unwrap());
-    for l in LAYERS {
+    for l in support::LAYERS {
         args.extend(["--layer-off", l]);
     }
     let out = c.orchestrate(&args);
