@@ -11,6 +11,8 @@ pub mod config;
 pub mod fr;
 pub mod frame;
 pub mod load;
+#[cfg(unix)]
+pub mod load_cache;
 mod locate;
 pub mod merge;
 mod message;

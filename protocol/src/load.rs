@@ -183,7 +183,7 @@ impl LoadError {
 }
 
 /// Reads a file as UTF-8, locating the first invalid byte otherwise.
-fn read_text(path: &Path) -> Result<String, LoadError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
@@ -246,11 +246,15 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Loa
 
 /// Loads and validates roles.yaml.
 pub fn load_roles(path: &Path) -> Result<RolesFile, LoadError> {
-    let text = read_text(path)?;
-    let roles: RolesFile = parse_yaml(path, &text)?;
+    load_roles_text(path, &read_text(path)?)
+}
+
+/// Parses and validates roles.yaml's `text` (read from `path`, which errors name).
+pub(crate) fn load_roles_text(path: &Path, text: &str) -> Result<RolesFile, LoadError> {
+    let roles: RolesFile = parse_yaml(path, text)?;
     roles.validate().map_err(|source| LoadError::Roles {
         path: path.to_owned(),
-        at: locate(&text, &source.field()),
+        at: locate(text, &source.field()),
         source: Box::new(source),
     })?;
     Ok(roles)
