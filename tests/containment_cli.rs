@@ -450,3 +450,64 @@ fn doctor_tells_the_truth_as_root_and_without_root() {
         .contains("not root"));
     assert_eq!(row(&doc, "cgroups")["available"], false);
 }
+
+/// Processes whose command line mentions `needle` (the early pid 1 is a fork of the CLI, so it
+/// carries the CLI's arguments).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) {
+            found.push(format!("{}: {text}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+#[test]
+fn pid_1_forked_before_the_policy_loads_joins_the_cgroup_and_dies_with_a_bad_policy() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("y");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    // pid 1 was forked before roles.yaml was read; the command still runs as pid 2 of the
+    // launch's pid namespace, inside the launch's memory and pids cgroups, with every layer.
+    let out = exec(
+        &repo,
+        &["--json"],
+        &["/bin/sh", "-c", "echo pid=$$; cat /proc/self/cgroup"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pid=2\n"), "{text}");
+    for controller in ["memory", "pids"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!(":{controller}:"))
+                    && l.contains("/orchestrate/codegen-")),
+            "not in the launch's {controller} cgroup: {text}"
+        );
+    }
+    let r = report(&out);
+    for l in r["layers"].as_array().unwrap() {
+        assert_eq!(l["status"], "applied", "{l}");
+    }
+    // A policy that does not load: exit 2 naming the file, and the early pid 1 is gone with the
+    // CLI (killed and reaped, not orphaned).
+    std::fs::write(repo.path().join("roles.yaml"), "version: 1\nroles: [\n").unwrap();
+    let marker = repo.volume().to_string_lossy().into_owned();
+    let bad = exec(&repo, &[], &["/bin/sleep", "30"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("roles.yaml"));
+    assert_eq!(processes_mentioning(&marker), Vec::<String>::new());
+}

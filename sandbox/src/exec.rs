@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use crate::linux::early::Early;
 use crate::linux::launch::{self, LaunchError, Launcher};
 use crate::plan::{
-    CgroupHost, HostPaths, Identity, Layer, Limits, Network, Plan, PlanError, PolicyInput,
+    CgroupHost, HostPaths, Identity, Layer, Limits, Namespaces, Network, Plan, PlanError,
+    PolicyInput,
 };
 use crate::report::{LaunchReport, LayerReport, LayerStatus};
 use crate::volume::{VolumeError, VolumeLayout};
@@ -253,6 +255,17 @@ fn unique() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// For a single-threaded caller that knows the role and the layers but has not loaded the
+/// policy yet: forks the launch's pid 1 now, so it builds its namespaces while the caller loads
+/// roles.yaml and prepares the volume (see `linux::early`). `None`: launch the usual way.
+pub fn start_early(role: &str, enabled: &BTreeSet<Layer>) -> Option<Early> {
+    if !single_threaded() {
+        return None;
+    }
+    let unprivileged = crate::linux::sys::geteuid() != 0;
+    Early::start(Namespaces::for_layers(enabled, unprivileged), role).ok()
+}
+
 /// Whether the calling process has exactly one thread (then it may fork and supervise itself).
 pub fn single_threaded() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -263,13 +276,18 @@ pub fn single_threaded() -> bool {
 
 /// Runs the command under the role's containment with inherited stdio; the report's
 /// `exit_code()` is the status to exit with. A single-threaded caller (the `orchestrate` CLI)
-/// supervises the launch itself, saving the helper's exec; any other caller starts `launcher`.
-pub fn exec(req: &ExecRequest, launcher: &Launcher) -> Result<LaunchReport, ExecError> {
+/// supervises the launch itself, saving the helper's exec, and may have forked pid 1 already
+/// ([`start_early`]); any other caller starts `launcher`.
+pub fn exec(
+    req: &ExecRequest,
+    launcher: &Launcher,
+    early: Option<Early>,
+) -> Result<LaunchReport, ExecError> {
     let (plan, dropped) = prepare(req)?;
-    let mut report = if single_threaded() {
-        crate::linux::jail::supervise(&plan)
-    } else {
-        launch::run(launcher, &plan)?
+    let mut report = match early {
+        Some(early) => early.run(&plan),
+        None if single_threaded() => crate::linux::jail::supervise(&plan),
+        None => launch::run(launcher, &plan)?,
     };
     report.layers.extend(dropped);
     report.layers.sort_by_key(|l| l.layer);

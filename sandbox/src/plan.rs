@@ -178,6 +178,22 @@ pub struct Namespaces {
     pub net: bool,
 }
 
+impl Namespaces {
+    /// The namespaces a launch with these layers switched on unshares (a user namespace when
+    /// not root). Known before the policy is loaded: see `linux::early`.
+    pub fn for_layers(enabled: &BTreeSet<Layer>, unprivileged: bool) -> Namespaces {
+        let on = |l: Layer| enabled.contains(&l);
+        Namespaces {
+            user: unprivileged,
+            mount: on(Layer::Mount),
+            pid: on(Layer::Pid),
+            ipc: on(Layer::Ipc),
+            uts: on(Layer::Uts),
+            net: on(Layer::Network),
+        }
+    }
+}
+
 /// One step that builds the new root; targets are paths inside the new root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountOp {
@@ -361,14 +377,7 @@ impl Plan {
         if on(Layer::Identity) && host.unprivileged && input.identity.is_some() {
             return Err(PlanError::IdentityUnprivileged);
         }
-        let namespaces = Namespaces {
-            user: host.unprivileged,
-            mount: on(Layer::Mount),
-            pid: on(Layer::Pid),
-            ipc: on(Layer::Ipc),
-            uts: on(Layer::Uts),
-            net: on(Layer::Network),
-        };
+        let namespaces = Namespaces::for_layers(&input.enabled, host.unprivileged);
         Ok(Plan {
             role: input.role.clone(),
             namespaces,

@@ -218,15 +218,7 @@ fn throwaway_volume(ctx: &Context, role: &str) -> Result<Throwaway, SandboxError
 }
 
 fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxError> {
-    let repo = ctx.repo()?;
-    let roles_path = args
-        .roles
-        .clone()
-        .unwrap_or_else(|| repo.join("roles.yaml"));
-    let roles = protocol::load::load_roles(&roles_path)?;
     let role: RoleName = args.role.parse()?;
-    let (spec, sb) =
-        role_spec(&roles, role).ok_or_else(|| SandboxError::NoPolicy(args.role.clone()))?;
     let mut enabled: BTreeSet<Layer> = Layer::ALL.into_iter().collect();
     for name in &args.layer_off {
         let layer = Layer::parse(name).ok_or_else(|| SandboxError::UnknownLayer(name.clone()))?;
@@ -239,6 +231,21 @@ fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxE
             args.layer_off.join(" ")
         );
     }
+    // pid 1 builds its namespaces on the other core while this process loads the policy and
+    // prepares the volume; any error from here on drops it (killed and reaped).
+    let early = exec::start_early(role.as_str(), &enabled);
+    let repo = ctx.repo()?;
+    let roles_path = args
+        .roles
+        .clone()
+        .unwrap_or_else(|| repo.join("roles.yaml"));
+    // Through the parsed copy in the state directory: YAML parsing would be a tenth of a launch.
+    let roles = match ctx.state_dir() {
+        Ok(state) => protocol::load_cache::load_roles_cached(&roles_path, &state.join("cache"))?,
+        Err(_) => protocol::load::load_roles(&roles_path)?,
+    };
+    let (spec, sb) =
+        role_spec(&roles, role).ok_or_else(|| SandboxError::NoPolicy(args.role.clone()))?;
     let (volume, _throwaway) = match &args.volume {
         Some(v) => (absolute(v), None),
         None => {
@@ -262,7 +269,7 @@ fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxE
         extra_env: Vec::new(),
     };
     let launcher = Launcher::this_exe(&["sandbox", "__jail"]).map_err(ExecError::from)?;
-    let report = exec::exec(&req, &launcher)?;
+    let report = exec::exec(&req, &launcher, early)?;
     finish(out, args, &report)
 }
 

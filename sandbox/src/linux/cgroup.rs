@@ -1,5 +1,6 @@
-//! The launch's cgroup (v1 `memory` + `pids`, or v2): created and limited by the helper before the
-//! child runs anything, joined by the child's pid before it is released, emptied and removed after.
+//! The launch's cgroup (v1 `memory` + `pids`, or v2): created and limited by the helper while the
+//! child builds its namespaces, joined by the child (v1: it moves itself) before it mounts
+//! anything or starts the command, emptied and removed after.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -62,28 +63,19 @@ impl Cgroup {
         Ok(cg)
     }
 
-    /// Moves `pid` into the cgroup (every hierarchy).
-    /// Opens, for each hierarchy to join, the cgroup v1 `tasks` file, for the child to move
-    /// itself by writing "0" (the calling thread; the child is single-threaded, so the whole
-    /// process). A thread moving itself skips the global threadgroup lock that moving a process
-    /// by pid takes, and with it an RCU grace period: about 10 ms per launch on this kind of host.
-    /// The opener's (root's) credentials are the ones the kernel checks, so the write works
-    /// after the child has dropped them. Hierarchies without `tasks` (cgroup v2) are left in
-    /// `rest` for [`Cgroup::join_paths`].
-    pub fn open_self_join(&self) -> (Vec<std::os::fd::OwnedFd>, Vec<PathBuf>) {
-        let mut fds = Vec::new();
-        let mut rest = Vec::new();
-        for procs in &self.plan.join {
-            let tasks = procs.with_file_name("tasks");
-            match std::fs::OpenOptions::new().write(true).open(&tasks) {
-                Ok(f) => fds.push(std::os::fd::OwnedFd::from(f)),
-                Err(_) => rest.push(procs.clone()),
-            }
-        }
-        (fds, rest)
+    /// The `cgroup.procs` files of hierarchies without a v1 `tasks` file (cgroup v2): the child
+    /// cannot move itself there with [`join_self`], so the helper writes its pid
+    /// ([`Cgroup::join_paths`]).
+    pub fn without_tasks(&self) -> Vec<PathBuf> {
+        self.plan
+            .join
+            .iter()
+            .filter(|p| !p.with_file_name("tasks").exists())
+            .cloned()
+            .collect()
     }
 
-    /// Writes `pid` to each of `procs` (the `cgroup.procs` files `open_self_join` left).
+    /// Writes `pid` to each of `procs` (the files [`Cgroup::without_tasks`] names).
     pub fn join_paths(&self, pid: libc::pid_t, procs: &[PathBuf]) -> Result<(), CgroupError> {
         for p in procs {
             write(p, &pid.to_string())?;
@@ -164,4 +156,36 @@ impl Drop for Cgroup {
         // Errors were reported by `remove` when the caller used it; a drop is the failure path.
         let _ = self.cleanup();
     }
+}
+
+/// In the child: moves the calling process into the launch's cgroup by writing "0" to each v1
+/// `tasks` file of `join` (hierarchies without one were joined by the helper).
+///
+/// A thread moving itself skips the global threadgroup lock that moving a process by pid takes,
+/// and with it an RCU grace period: about 10 ms per launch on this kind of host. The child is
+/// still root here (before the identity switch) and still sees the host's /sys/fs/cgroup (before
+/// pivot_root); it is single-threaded, so the thread is the whole process.
+pub fn join_self(join: &[PathBuf]) -> Result<(), CgroupError> {
+    for procs in join {
+        let tasks = procs.with_file_name("tasks");
+        match std::fs::OpenOptions::new().write(true).open(&tasks) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(b"0").map_err(|source| CgroupError::Write {
+                    path: tasks.clone(),
+                    value: "0".to_owned(),
+                    source,
+                })?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CgroupError::Write {
+                    path: tasks,
+                    value: "0".to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! The child: pid 1 of the launch's pid namespace. Order (DESIGN.md, "Containment"):
 //! unshare(mount, net, ipc, uts) → mounts → pivot_root → Landlock → identity
-//! (setgroups, setgid, setuid, no_new_privs) → close fds → rlimits → setsid → fork the command:
-//! seccomp LAST, then execve. The child stays behind as init: reaps, forwards signals, and
-//! reports the command's exit.
+//! (setgroups, setgid, setuid, no_new_privs) → close fds → rlimits → setsid → seccomp (LAST:
+//! installed once here, inherited by the command) → start the command with
+//! `clone(CLONE_VM | CLONE_VFORK)`, which resets its signals and execs. The child stays behind as
+//! init: reaps, forwards signals, and reports the command's exit.
 //!
 //! Runs only in the single-threaded jail helper's fork, never in the orchestrator's.
 
@@ -13,7 +14,7 @@ use std::os::fd::RawFd;
 use serde::{Deserialize, Serialize};
 
 use super::{fence, mounts, seccomp, sys};
-use crate::plan::{Layer, Plan};
+use crate::plan::{Layer, Namespaces, Plan};
 use crate::report::{ExecFailure, Exit, LayerReport, LayerStatus, SetupFailure};
 
 /// Messages from the child to the helper over the status pipe, one JSON line each.
@@ -36,8 +37,6 @@ pub struct Prepared<'a> {
     pub env: Vec<CString>,
     /// Fds handed to the helper at 5.. (in `plan.pass_fds` order).
     pub pass_from: Vec<RawFd>,
-    /// cgroup v1 `tasks` files the child writes "0" to, moving itself into the launch's cgroup.
-    pub self_join: Vec<RawFd>,
 }
 
 struct Ctx<'a> {
@@ -45,13 +44,18 @@ struct Ctx<'a> {
     status: RawFd,
 }
 
+/// Writes one message line to the helper.
+fn send_to(status: RawFd, msg: &ChildMsg) {
+    if let Ok(mut line) = serde_json::to_vec(msg) {
+        line.push(b'\n');
+        // The helper may be gone (then we are about to be killed anyway).
+        let _ = sys::write_all(status, &line);
+    }
+}
+
 impl Ctx<'_> {
     fn send(&self, msg: &ChildMsg) {
-        if let Ok(mut line) = serde_json::to_vec(msg) {
-            line.push(b'\n');
-            // The helper may be gone (then we are about to be killed anyway).
-            let _ = sys::write_all(self.status, &line);
-        }
+        send_to(self.status, msg);
     }
 
     /// Records a layer's outcome; a required layer that failed ends the launch (fail closed).
@@ -90,59 +94,97 @@ impl Ctx<'_> {
 
 /// Entry point after `fork`; never returns.
 pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -> ! {
-    let plan = prep.plan;
-    let ctx = Ctx { plan, status };
-    // If the helper dies, so does this init, and with it the whole pid namespace.
+    die_with_helper(helper, status);
+    let entered = enter_namespaces(prep.plan.namespaces, &prep.plan.role);
+    finish(prep, status, go, entered)
+}
+
+/// First thing in the child: if the helper dies, so does this init, and with it the whole pid
+/// namespace.
+pub(super) fn die_with_helper(helper: libc::pid_t, status: RawFd) {
     if let Err(e) = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) {
-        ctx.fatal(None, format!("prctl(PR_SET_PDEATHSIG): {e}"));
+        send_to(
+            status,
+            &ChildMsg::Fatal(SetupFailure {
+                layer: None,
+                error: format!("prctl(PR_SET_PDEATHSIG): {e}"),
+            }),
+        );
+        sys::exit_now(125);
     }
-    // SAFETY-free check of the pdeathsig race: the helper may have died before prctl.
+    // The helper may have died before prctl: then nothing will ever send the signal.
     if std::os::unix::process::parent_id() != helper.unsigned_abs() && sys::getpid() != 1 {
         sys::exit_now(125);
     }
+}
 
-    // Into the launch's cgroup before anything else is allocated or started.
-    for fd in &prep.self_join {
-        if let Err(e) = sys::write_all(*fd, b"0") {
-            ctx.outcome(
-                Layer::Cgroups,
-                Err(format!("moving into the cgroup (tasks): {e}")),
-            );
-        }
-        sys::close(*fd);
-    }
+/// What entering the namespaces gave: each layer's outcome, in order, reported (and failed
+/// closed on) once the plan is at hand, and whether there is a private mount namespace to
+/// mount in.
+pub(super) struct Entered {
+    outcomes: Vec<(Layer, Result<(), String>)>,
+    mount_ns: bool,
+}
 
-    let ns = plan.namespaces;
+/// unshare(mount, ipc, uts, net) and bring lo up. Needs nothing of the plan but which namespaces
+/// and the role's name, so it can run before the plan exists (`early.rs`).
+pub(super) fn enter_namespaces(ns: Namespaces, role: &str) -> Entered {
+    let mut outcomes = Vec::new();
     let mut mount_ns = false;
     if ns.mount {
         mount_ns = sys::unshare(libc::CLONE_NEWNS).is_ok();
         if !mount_ns {
-            ctx.outcome(Layer::Mount, Err("unshare(CLONE_NEWNS) failed"));
+            outcomes.push((Layer::Mount, Err("unshare(CLONE_NEWNS) failed".to_owned())));
         }
     }
     if ns.ipc {
-        ctx.outcome(
-            Layer::Ipc,
-            sys::unshare(libc::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}")),
-        );
+        let r = sys::unshare(libc::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"));
+        outcomes.push((Layer::Ipc, r));
     }
     if ns.uts {
         let r = sys::unshare(libc::CLONE_NEWUTS)
-            .and_then(|()| sys::sethostname(format!("orchestrate-{}", plan.role).as_bytes()))
+            .and_then(|()| sys::sethostname(format!("orchestrate-{role}").as_bytes()))
             .map_err(|e| format!("unshare(CLONE_NEWUTS)/sethostname: {e}"));
-        ctx.outcome(Layer::Uts, r);
+        outcomes.push((Layer::Uts, r));
     }
     if ns.net {
         let r = sys::unshare(libc::CLONE_NEWNET)
             .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))
             .and_then(|()| sys::loopback_up().map_err(|e| format!("bringing lo up: {e}")));
-        ctx.outcome(Layer::Network, r);
+        outcomes.push((Layer::Network, r));
     }
-    if let Some(root) = &plan.new_root {
-        if mount_ns {
-            // Never mount outside a private mount namespace: it would land on the host.
-            ctx.outcome(Layer::Mount, mounts::build_and_pivot(root));
+    Entered { outcomes, mount_ns }
+}
+
+/// Everything after the namespaces: report them, join the cgroup on "go", build the root, fence,
+/// switch identity, then start the command and stay behind as its init. Never returns.
+pub(super) fn finish(prep: &Prepared<'_>, status: RawFd, go: RawFd, entered: Entered) -> ! {
+    let plan = prep.plan;
+    let ctx = Ctx { plan, status };
+    for (layer, r) in entered.outcomes {
+        ctx.outcome(layer, r);
+    }
+    // Never mount outside a private mount namespace: it would land on the host.
+    let root = plan.new_root.as_ref().filter(|_| entered.mount_ns);
+    let built = root.map(mounts::build);
+    // Wait until the helper has made the launch's cgroup (it did so while we built the
+    // namespaces and the root), then move into it: while we still see the host's /sys/fs/cgroup
+    // (before pivot_root) and are still root, and before anything of the role runs or forks.
+    let mut byte = [0u8; 1];
+    match sys::read(go, &mut byte) {
+        Ok(1) if byte[0] == b'g' => {
+            if let Some(cg) = &plan.cgroup {
+                if let Err(e) = super::cgroup::join_self(&cg.join) {
+                    ctx.outcome(Layer::Cgroups, Err(format!("moving into the cgroup: {e}")));
+                }
+            }
         }
+        Ok(1) => {}
+        _ => sys::exit_now(125),
+    }
+    sys::close(go);
+    if let (Some(root), Some(built)) = (root, built) {
+        ctx.outcome(Layer::Mount, built.and_then(|()| mounts::pivot(root)));
     }
     if let Ok(cwd) = CString::new(plan.cwd.as_os_str().as_encoded_bytes()) {
         if let Err(e) = sys::chdir(&cwd) {
@@ -174,15 +216,6 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
     if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1) {
         ctx.fatal(None, format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
     }
-    // Wait until the helper has put us in the cgroup. Joining costs an RCU grace period (10-20 ms
-    // on cgroup v1), so it runs while we build the sandbox above; nothing has forked yet, so every
-    // process of the role starts inside the cgroup.
-    let mut byte = [0u8; 1];
-    match sys::read(go, &mut byte) {
-        Ok(1) => {}
-        _ => sys::exit_now(125),
-    }
-    sys::close(go);
     let status = match place_fds(prep, status) {
         Ok(fd) => fd,
         Err(e) => ctx.fatal(None, format!("placing inherited fds: {e}")),
@@ -203,15 +236,16 @@ pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -
             status: LayerStatus::Applied,
         }));
     }
-    let command = match sys::fork() {
-        Ok(0) => exec_command(prep, &ctx),
-        Ok(pid) => pid,
-        Err(e) => ctx.fatal(None, format!("fork of the command: {e}")),
-    };
+    // seccomp before the command is started, so one install confines init and the command
+    // alike (the command inherits it); after this, init only clones, waits, kills and writes,
+    // and the command only resets its signals and execs.
     if let Some(filter) = prep.seccomp {
-        // init is confined as well; it only waits, kills and writes.
-        let _ = filter.install();
+        ctx.outcome(Layer::Seccomp, filter.install());
     }
+    let command = match sys::vfork_exec(&mut || exec_command(prep, &ctx)) {
+        Ok(pid) => pid,
+        Err(e) => ctx.fatal(None, format!("starting the command: {e}")),
+    };
     let exit = init_loop(command);
     ctx.send(&ChildMsg::Exit(exit));
     sys::exit_now(exit.code())
@@ -261,10 +295,6 @@ fn exec_command(prep: &Prepared<'_>, ctx: &Ctx<'_>) -> ! {
     let Some(file) = prep.argv.first() else {
         ctx.fatal(None, "empty argv")
     };
-    // seccomp LAST: nothing after this line needs a denied syscall.
-    if let Some(filter) = prep.seccomp {
-        ctx.outcome(Layer::Seccomp, filter.install());
-    }
     let err = sys::execvpe(file, &prep.argv, &prep.env);
     ctx.send(&ChildMsg::ExecFailed(ExecFailure {
         errno: err.raw_os_error().unwrap_or(0),
@@ -312,6 +342,19 @@ fn wait_only(command: libc::pid_t) -> Exit {
             Ok(Some((_, status))) => return Exit::from_wait_status(status),
             Ok(None) => {}
             Err(_) => return Exit::Code(125),
+        }
+    }
+}
+
+/// In a child that got its plan late (`early.rs`): the plan's seccomp filter, compiled here;
+/// a failure is reported as the layer's outcome (and fails closed when the layer is required).
+pub(super) fn compile_seccomp(plan: &Plan, status: RawFd) -> Option<seccomp::Compiled> {
+    let sp = plan.seccomp.as_ref()?;
+    match seccomp::compile(sp) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            Ctx { plan, status }.outcome(Layer::Seccomp, Err(e));
+            None
         }
     }
 }

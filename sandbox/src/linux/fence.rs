@@ -25,10 +25,6 @@ pub enum FenceError {
 pub fn apply(rules: &LandlockRules) -> Result<(), FenceError> {
     let read = AccessFs::from_read(TARGET);
     let all = AccessFs::from_all(TARGET);
-    let existing = |paths: &[std::path::PathBuf]| -> Vec<std::path::PathBuf> {
-        // A path that does not exist grants nothing; PathFd would fail on it.
-        paths.iter().filter(|p| p.exists()).cloned().collect()
-    };
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)?;
@@ -39,8 +35,9 @@ pub fn apply(rules: &LandlockRules) -> Result<(), FenceError> {
     ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;
     let mut created = ruleset
         .create()?
-        .add_rules(path_beneath_rules(existing(&rules.read_only), read))?
-        .add_rules(path_beneath_rules(existing(&rules.read_write), all))?;
+        // A path that does not exist grants nothing: path_beneath_rules skips what it cannot open.
+        .add_rules(path_beneath_rules(&rules.read_only, read))?
+        .add_rules(path_beneath_rules(&rules.read_write, all))?;
     if rules.deny_tcp {
         for port in &rules.tcp_ports {
             created = created.add_rule(NetPort::new(

@@ -1,15 +1,15 @@
 //! The jail helper: a fresh single-threaded process (the `orchestrate-jail` binary, or a hidden
-//! subcommand that calls [`jail_main`]) started by [`super::launch`]. It creates the cgroup,
-//! unshares the pid namespace (and the user namespace in unprivileged mode), forks the child that
-//! becomes pid 1 (see `child.rs` for the in-child order), enforces the wall clock, cleans up and
-//! writes the [`LaunchReport`].
+//! subcommand that calls [`jail_main`]) started by [`super::launch`]. It unshares the pid
+//! namespace (and the user namespace in unprivileged mode), forks the child that becomes pid 1
+//! (see `child.rs` for the in-child order), creates the cgroup while the child builds its
+//! sandbox, enforces the wall clock, cleans up and writes the [`LaunchReport`].
 //!
 //! Fds it is started with: 3 = the serialized plan (read to EOF), 4 = where the report goes,
 //! 5.. = fds to pass to the command, in `plan.pass_fds` order.
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
@@ -59,15 +59,41 @@ pub fn jail_main() -> i32 {
     report.exit_code()
 }
 
-struct Supervisor<'a> {
+pub(super) struct Supervisor<'a> {
     plan: &'a Plan,
     report: LaunchReport,
     start: Instant,
 }
 
-impl Supervisor<'_> {
+impl<'a> Supervisor<'a> {
+    /// A report for `plan` with its switched-off layers, timed from `start`.
+    pub(super) fn new(plan: &'a Plan, start: Instant) -> Supervisor<'a> {
+        Supervisor {
+            plan,
+            start,
+            report: LaunchReport {
+                role: plan.role.clone(),
+                layers: plan
+                    .switched_off
+                    .iter()
+                    .map(|l| LayerReport {
+                        layer: *l,
+                        status: LayerStatus::Skipped {
+                            reason: "switched off for this launch".to_owned(),
+                        },
+                    })
+                    .collect(),
+                exit: None,
+                wall_killed: false,
+                setup_failure: None,
+                exec_failure: None,
+                elapsed_ms: 0,
+            },
+        }
+    }
+
     /// Records a helper-side layer outcome; `Err(())` means: fail closed, stop here.
-    fn outcome(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), ()> {
+    pub(super) fn outcome(&mut self, layer: Layer, result: Result<(), String>) -> Result<(), ()> {
         let status = match result {
             Ok(()) => LayerStatus::Applied,
             Err(error) => {
@@ -85,13 +111,19 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    fn fail(&mut self, error: String) -> LaunchReport {
+    /// Reads what the child reported; true when it reported a setup failure.
+    pub(super) fn read_child(&mut self, status_r: RawFd) -> bool {
+        read_messages(status_r, &mut self.report);
+        self.report.setup_failure.is_some()
+    }
+
+    pub(super) fn fail(&mut self, error: String) -> LaunchReport {
         self.report.setup_failure = Some(SetupFailure { layer: None, error });
         self.finish()
     }
 
     /// Every path out of `supervise` ends here, after the child (if any) was killed and reaped.
-    fn finish(&mut self) -> LaunchReport {
+    pub(super) fn finish(&mut self) -> LaunchReport {
         for dir in &self.plan.cleanup {
             if let Err(e) = retire::retire(dir) {
                 eprintln!("orchestrate-jail: removing {}: {e}", dir.display());
@@ -112,34 +144,10 @@ fn cstrings<I: IntoIterator<Item = Vec<u8>>>(items: I) -> Result<Vec<CString>, S
         .collect()
 }
 
-/// Runs the plan and returns what happened.
-pub fn supervise(plan: &Plan) -> LaunchReport {
-    let mut s = Supervisor {
-        plan,
-        start: Instant::now(),
-        report: LaunchReport {
-            role: plan.role.clone(),
-            layers: plan
-                .switched_off
-                .iter()
-                .map(|l| LayerReport {
-                    layer: *l,
-                    status: LayerStatus::Skipped {
-                        reason: "switched off for this launch".to_owned(),
-                    },
-                })
-                .collect(),
-            exit: None,
-            wall_killed: false,
-            setup_failure: None,
-            exec_failure: None,
-            elapsed_ms: 0,
-        },
-    };
-    let argv = match cstrings(plan.argv.iter().map(|a| a.clone().into_bytes())) {
-        Ok(a) => a,
-        Err(e) => return s.fail(e),
-    };
+/// The command's argv and environment as C strings (the plan's environment, or this process's
+/// when the plan keeps it).
+pub(super) fn exec_strings(plan: &Plan) -> Result<(Vec<CString>, Vec<CString>), String> {
+    let argv = cstrings(plan.argv.iter().map(|a| a.clone().into_bytes()))?;
     let env = match &plan.env {
         Some(vars) => cstrings(vars.iter().map(|(k, v)| format!("{k}={v}").into_bytes())),
         None => cstrings(std::env::vars_os().map(|(k, v)| {
@@ -148,9 +156,29 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
             b.extend(v.into_encoded_bytes());
             b
         })),
-    };
-    let env = match env {
-        Ok(e) => e,
+    }?;
+    Ok((argv, env))
+}
+
+/// Signals the helper waits for (blocked, with no-op handlers so a forwarded signal is not lost);
+/// and it becomes the subreaper of the command's orphans (when there is no pid namespace).
+pub(super) fn block_signals() -> Result<libc::sigset_t, String> {
+    let mut signals = vec![libc::SIGCHLD, KILL_ALL];
+    signals.extend(FORWARDED);
+    let set = sys::sigset(&signals).map_err(|e| format!("sigset: {e}"))?;
+    for sig in FORWARDED.into_iter().chain([KILL_ALL]) {
+        sys::set_noop_handler(sig).map_err(|e| format!("signal handler {sig}: {e}"))?;
+    }
+    sys::sigprocmask(libc::SIG_BLOCK, &set).map_err(|e| format!("sigprocmask: {e}"))?;
+    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    Ok(set)
+}
+
+/// Runs the plan and returns what happened.
+pub fn supervise(plan: &Plan) -> LaunchReport {
+    let mut s = Supervisor::new(plan, Instant::now());
+    let (argv, env) = match exec_strings(plan) {
+        Ok(x) => x,
         Err(e) => return s.fail(e),
     };
     let compiled = match &plan.seccomp {
@@ -165,42 +193,10 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         },
         None => None,
     };
-    let cg = match &plan.cgroup {
-        Some(cp) => match cgroup::Cgroup::create(cp) {
-            Ok(cg) => Some(cg),
-            Err(e) => {
-                if s.outcome(Layer::Cgroups, Err(e.to_string())).is_err() {
-                    return s.finish();
-                }
-                None
-            }
-        },
-        None => {
-            if !plan.switched_off.contains(&Layer::Cgroups) {
-                let r = Err("no memory/pids cgroup controllers on this host".to_owned());
-                if s.outcome(Layer::Cgroups, r).is_err() {
-                    return s.finish();
-                }
-            }
-            None
-        }
-    };
-    let mut signals = vec![libc::SIGCHLD, KILL_ALL];
-    signals.extend(FORWARDED);
-    let set = match sys::sigset(&signals) {
+    let set = match block_signals() {
         Ok(set) => set,
-        Err(e) => return s.fail(format!("sigset: {e}")),
+        Err(e) => return s.fail(e),
     };
-    for sig in FORWARDED.into_iter().chain([KILL_ALL]) {
-        if let Err(e) = sys::set_noop_handler(sig) {
-            return s.fail(format!("signal handler {sig}: {e}"));
-        }
-    }
-    if let Err(e) = sys::sigprocmask(libc::SIG_BLOCK, &set) {
-        return s.fail(format!("sigprocmask: {e}"));
-    }
-    // Orphans of the command (when there is no pid namespace) come back to us to be killed.
-    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     if plan.namespaces.user {
         if let Err(e) = super::userns::enter() {
             return s.fail(format!("user namespace: {e}"));
@@ -220,10 +216,6 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         Ok(p) => p,
         Err(e) => return s.fail(format!("go pipe: {e}")),
     };
-    let (self_join, helper_join) = match &cg {
-        Some(cg) => cg.open_self_join(),
-        None => (Vec::new(), Vec::new()),
-    };
     let prep = Prepared {
         plan,
         seccomp: compiled.as_ref(),
@@ -232,7 +224,6 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         pass_from: (0..plan.pass_fds.len())
             .map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0))
             .collect(),
-        self_join: self_join.iter().map(AsRawFd::as_raw_fd).collect(),
     };
     let helper = sys::getpid();
     let pid = match sys::fork() {
@@ -249,23 +240,48 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
     for fd in &prep.pass_from {
         sys::close(*fd);
     }
-    drop(self_join);
-    if let Some(cg) = &cg {
-        let r = cg.join_paths(pid, &helper_join).map_err(|e| e.to_string());
-        if s.outcome(Layer::Cgroups, r).is_err() {
+    supervise_forked(s, pid, status_r, go_w, &set)
+}
+
+/// The helper's side once pid 1 (`pid`) is forked: the cgroup, "go", the wall clock, cleanup and
+/// the report. `status_r` and `go_w` are the helper's ends of the child's pipes.
+pub(super) fn supervise_forked(
+    mut s: Supervisor<'_>,
+    pid: libc::pid_t,
+    status_r: RawFd,
+    go_w: RawFd,
+    set: &libc::sigset_t,
+) -> LaunchReport {
+    let plan = s.plan;
+    // The cgroup is made while the child builds its namespaces and root on the other core; the
+    // child joins it on "g" before pivot_root, and nothing of the role runs before that.
+    let (cg, go) = match make_cgroup(&mut s, pid) {
+        Ok(cg) => {
+            let go: &[u8] = if cg.is_some() { b"g" } else { b"n" };
+            (cg, go)
+        }
+        Err(()) => {
             let _ = sys::kill(pid, libc::SIGKILL);
             let _ = sys::waitpid(pid, 0);
             sys::close(go_w);
             sys::close(status_r);
             return s.finish();
         }
-    }
-    let released = sys::write_all(go_w, b"g");
+    };
+    let released = sys::write_all(go_w, go);
     sys::close(go_w);
     if let Err(e) = released {
+        // Most likely the child already failed (EPIPE): its own message says why.
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid, 0);
+        if let Some(cg) = cg {
+            let _ = cg.remove();
+        }
+        read_messages(status_r, &mut s.report);
         sys::close(status_r);
+        if s.report.setup_failure.is_some() {
+            return s.finish();
+        }
         return s.fail(format!("releasing the child: {e}"));
     }
     // While the child builds its sandbox on the other core: earlier launches' work dirs.
@@ -274,7 +290,7 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
             retire::sweep(parent, &me.to_string_lossy());
         }
     }
-    let (status, wall_killed) = wait_with_deadline(pid, &set, plan.wall_seconds, s.start);
+    let (status, wall_killed) = wait_with_deadline(pid, set, plan.wall_seconds, s.start);
     s.report.wall_killed = wall_killed;
     if !plan.namespaces.pid || wall_killed {
         // Without a pid namespace, the command's leftovers share the child's process group.
@@ -295,6 +311,40 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         s.report.exit = status.map(Exit::from_wait_status);
     }
     s.finish()
+}
+
+/// Creates the launch's cgroup and moves `pid` into every hierarchy the child cannot join itself
+/// (cgroup v2, which has no `tasks` file). `Ok(None)`: no cgroup, and the report says why;
+/// `Err(())`: the layer is required and failed, so the launch fails closed.
+fn make_cgroup(s: &mut Supervisor<'_>, pid: libc::pid_t) -> Result<Option<cgroup::Cgroup>, ()> {
+    let Some(cp) = &s.plan.cgroup else {
+        if !s.plan.switched_off.contains(&Layer::Cgroups) {
+            let r = Err("no memory/pids cgroup controllers on this host".to_owned());
+            s.outcome(Layer::Cgroups, r)?;
+        }
+        return Ok(None);
+    };
+    let cg = match cgroup::Cgroup::create(cp) {
+        Ok(cg) => cg,
+        Err(e) => {
+            s.outcome(Layer::Cgroups, Err(e.to_string()))?;
+            return Ok(None);
+        }
+    };
+    let r = cg
+        .join_paths(pid, &cg.without_tasks())
+        .map_err(|e| e.to_string());
+    match r {
+        Ok(()) => {
+            // The child reports it instead if moving itself in (v1) fails.
+            s.outcome(Layer::Cgroups, Ok(()))?;
+            Ok(Some(cg))
+        }
+        Err(e) => {
+            s.outcome(Layer::Cgroups, Err(e))?;
+            Ok(None)
+        }
+    }
 }
 
 /// Waits for `pid`, forwarding signals; SIGKILLs it at the wall-clock deadline.

@@ -4,6 +4,7 @@
 //! Every mount lives in the child's private mount namespace: nothing has to be unmounted by hand,
 //! it all disappears with the namespace's last process.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -55,20 +56,61 @@ fn under(root: &Path, inside: &Path) -> PathBuf {
     root.join(inside.strip_prefix("/").unwrap_or(inside))
 }
 
-fn mkdirs(path: &Path) -> Result<(), MountError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
-        .map_err(|source| MountError::MountPoint {
-            path: path.to_path_buf(),
-            source,
-        })
+/// Directories known to exist while the root is built: each mount point is made top-down with
+/// one `mkdir` per missing component, instead of `create_dir_all`'s walk up and back down.
+struct Made {
+    known: HashSet<PathBuf>,
+    /// The new root's mountpoint: its parent exists; everything below is built here.
+    base: PathBuf,
 }
 
-fn touch(path: &Path) -> Result<(), MountError> {
+impl Made {
+    fn mkdirs(&mut self, path: &Path) -> Result<(), MountError> {
+        if self.known.contains(path) {
+            return Ok(());
+        }
+        if !path.starts_with(&self.base) {
+            // Outside the new root (the overlay's work dir on the volume): the parents exist.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(path)
+                .map_err(|source| MountError::MountPoint {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            self.known.insert(path.to_path_buf());
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut at = Some(path);
+        while let Some(p) = at {
+            if self.known.contains(p) || Some(p) == self.base.parent() {
+                break;
+            }
+            missing.push(p);
+            at = p.parent();
+        }
+        for dir in missing.into_iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(MountError::MountPoint {
+                        path: dir.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+            self.known.insert(dir.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+fn touch(made: &mut Made, path: &Path) -> Result<(), MountError> {
     if let Some(parent) = path.parent() {
-        mkdirs(parent)?;
+        made.mkdirs(parent)?;
     }
     std::fs::OpenOptions::new()
         .create(true)
@@ -82,15 +124,24 @@ fn touch(path: &Path) -> Result<(), MountError> {
         })
 }
 
-/// Applies `root.ops` under `root.mountpoint`, then pivots into it.
-pub fn build_and_pivot(root: &NewRoot) -> Result<(), MountError> {
+/// Builds the new root at its mountpoint (the host's tree is still this process's root).
+pub fn build(root: &NewRoot) -> Result<(), MountError> {
     let none = c("none");
     sys::mount(&none, &c("/"), &none, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(MountError::MakePrivate)?;
-    let base = &root.mountpoint;
+    let mut made = Made {
+        known: HashSet::new(),
+        base: root.mountpoint.clone(),
+    };
     for op in &root.ops {
-        apply(base, op)?;
+        apply(&mut made, &root.mountpoint, op)?;
     }
+    Ok(())
+}
+
+/// Makes the built root this process's `/` and detaches the host's tree.
+pub fn pivot(root: &NewRoot) -> Result<(), MountError> {
+    let base = &root.mountpoint;
     let base_c = cstr(base)?;
     sys::chdir(&base_c).map_err(|source| MountError::Pivot {
         path: base.clone(),
@@ -113,12 +164,12 @@ pub fn build_and_pivot(root: &NewRoot) -> Result<(), MountError> {
     })
 }
 
-fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
+fn apply(made: &mut Made, base: &Path, op: &MountOp) -> Result<(), MountError> {
     let none = c("none");
     match op {
         MountOp::Tmpfs { target, mode } => {
             let path = under(base, target);
-            mkdirs(&path)?;
+            made.mkdirs(&path)?;
             let data = c(&format!("mode={mode:o},size=64m"));
             sys::mount(
                 &c("tmpfs"),
@@ -134,20 +185,20 @@ fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
             target,
             writable,
             optional,
-        } => bind(base, src, target, *writable, *optional),
+        } => bind(made, base, src, target, *writable, *optional),
         MountOp::Overlay {
             target,
             lower,
             upper,
         } => {
             let path = under(base, target);
-            mkdirs(&path)?;
+            made.mkdirs(&path)?;
             let lowers: Vec<String> = lower.iter().map(|l| escape_overlay(l)).collect();
             let mut data = format!("lowerdir={}", lowers.join(":"));
             let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
             match upper {
                 Some((u, w)) => {
-                    mkdirs(w)?;
+                    made.mkdirs(w)?;
                     data.push_str(&format!(
                         ",upperdir={},workdir={},volatile",
                         escape_overlay(u),
@@ -171,7 +222,7 @@ fn apply(base: &Path, op: &MountOp) -> Result<(), MountError> {
         }
         MountOp::Proc { target } => {
             let path = under(base, target);
-            mkdirs(&path)?;
+            made.mkdirs(&path)?;
             let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             sys::mount(&c("proc"), &cstr(&path)?, &c("proc"), flags, None).map_err(|source| {
                 MountError::Proc {
@@ -212,6 +263,7 @@ fn escape_overlay(p: &Path) -> String {
 }
 
 fn bind(
+    made: &mut Made,
     base: &Path,
     src: &Path,
     target: &Path,
@@ -237,7 +289,7 @@ fn bind(
             source,
         })?;
         if let Some(parent) = path.parent() {
-            mkdirs(parent)?;
+            made.mkdirs(parent)?;
         }
         return std::os::unix::fs::symlink(to, &path).map_err(|source| MountError::Symlink {
             link: target.to_path_buf(),
@@ -245,9 +297,9 @@ fn bind(
         });
     }
     if meta.is_dir() {
-        mkdirs(&path)?;
+        made.mkdirs(&path)?;
     } else {
-        touch(&path)?;
+        touch(made, &path)?;
     }
     let (src_c, dst_c, none) = (cstr(src)?, cstr(&path)?, c("none"));
     let err = |source| MountError::Bind {
@@ -256,7 +308,24 @@ fn bind(
         source,
     };
     sys::mount(&src_c, &dst_c, &none, libc::MS_BIND | libc::MS_REC, None).map_err(err)?;
-    // A bind inherits the source's flags; a remount must keep the ones the kernel locks (in a user
+    let mut set = sys::MOUNT_ATTR_NOSUID;
+    if !meta.file_type().is_char_device() {
+        set |= sys::MOUNT_ATTR_NODEV;
+    }
+    if !writable {
+        set |= sys::MOUNT_ATTR_RDONLY;
+    }
+    match sys::mount_setattr(&dst_c, set) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        Err(source) => {
+            return Err(MountError::Remount {
+                target: target.to_path_buf(),
+                source,
+            })
+        }
+    }
+    // Before Linux 5.12: a bind remount. A bind inherits the source's flags; a remount must keep the ones the kernel locks (in a user
     // namespace, dropping nodev/nosuid/noexec fails with EPERM), so start from the current ones.
     let current = sys::statvfs_flags(&dst_c).map_err(|source| MountError::Remount {
         target: target.to_path_buf(),

@@ -34,6 +34,81 @@ pub fn fork() -> io::Result<libc::pid_t> {
     cvt(unsafe { libc::fork() })
 }
 
+/// `fork`, with extra `clone` flags (e.g. `CLONE_NEWPID`: the child is pid 1 of a new pid
+/// namespace while this process stays where it is, so what it spawns later does not land in the
+/// child's namespace, as it would after `unshare(CLONE_NEWPID)`). The child runs `f` on a stack
+/// of its own, in a copy-on-write copy of this address space as after fork, and exits with what
+/// `f` returns. The caller must be single-threaded (no lock can be held at the clone).
+pub fn fork_with(
+    flags: libc::c_int,
+    f: &mut dyn FnMut() -> libc::c_int,
+) -> io::Result<libc::pid_t> {
+    clone_on_new_stack(flags | libc::SIGCHLD, f)
+}
+
+/// Starts a child that shares this address space/// Starts a child that shares this address space (`clone(CLONE_VM | CLONE_VFORK)`, as
+/// `posix_spawn` does) and runs `f` on a stack of its own; this process is suspended until the
+/// child execs or exits, so nothing runs concurrently in the shared memory. Saves the page-table
+/// copy and the copy-on-write faults of a fork. `f` must end in exec or `_exit`; the caller must
+/// be single-threaded.
+pub fn vfork_exec(f: &mut dyn FnMut() -> libc::c_int) -> io::Result<libc::pid_t> {
+    clone_on_new_stack(libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, f)
+}
+
+/// `clone(flags)` with the child running `f` on a fresh stack; this process's mapping of that
+/// stack is removed once clone returns (with `CLONE_VFORK`, after the child exec'd or exited;
+/// without `CLONE_VM`, the child has its own copy).
+fn clone_on_new_stack(
+    flags: libc::c_int,
+    f: &mut dyn FnMut() -> libc::c_int,
+) -> io::Result<libc::pid_t> {
+    const STACK: usize = 256 * 1024;
+    const GUARD: usize = 4096;
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut &mut dyn FnMut` below, alive until clone returns, which is
+        // after this child has exec'd or exited.
+        let f = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> libc::c_int>() };
+        let code = f();
+        exit_now(code)
+    }
+    // SAFETY: an anonymous private mapping; no pointer is involved.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `base` is the start of the mapping above; the lowest page becomes the guard.
+    let guard = cvt(unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) });
+    let mut f = f;
+    let arg: *mut &mut dyn FnMut() -> libc::c_int = &mut f;
+    let pid = guard.and_then(|_| {
+        // SAFETY: the stack pointer is the top of a live mapping (stacks grow down on every
+        // architecture we build for); `arg` outlives the child's use of it: with CLONE_VM, because
+        // CLONE_VFORK suspends us until the child has exec'd or exited; without, because the
+        // child has its own copy of this memory.
+        cvt(unsafe {
+            libc::clone(
+                trampoline,
+                base.cast::<u8>().add(STACK).cast::<libc::c_void>(),
+                flags,
+                arg.cast::<libc::c_void>(),
+            )
+        })
+    });
+    // SAFETY: the child no longer runs on this mapping of the stack (it exec'd or exited, or it
+    // has its own copy).
+    unsafe { libc::munmap(base, STACK) };
+    pid
+}
+
 pub fn mount(
     src: &CStr,
     target: &CStr,
@@ -69,6 +144,44 @@ pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
 pub fn chdir(path: &CStr) -> io::Result<()> {
     // SAFETY: path is a CStr borrowed for the call.
     cvt(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// `MOUNT_ATTR_*` bits of `mount_setattr(2)` (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `struct mount_attr` (linux/mount.h, version 0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets `attr_set` on the one mount at `path` and changes nothing else (flags the kernel locks
+/// in a user namespace stay as they are): what a bind remount does in one call and without
+/// reading the current flags first. ENOSYS before Linux 5.12.
+pub fn mount_setattr(path: &CStr, attr_set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: path is a live CStr; attr is a valid struct of the size passed, alive for the call.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
 }
 
 pub fn statvfs_flags(path: &CStr) -> io::Result<libc::c_ulong> {
