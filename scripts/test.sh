@@ -14,8 +14,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo build --bins"
-# The end-to-end tests run the real binaries (orchestrate, orchestrate-agent, orchestrate-gate,
-# orchestrate-jail) from this target directory.
+# The end-to-end tests run the real binaries (orchestrate and the orchestrate-engine it execs,
+# orchestrate-agent, orchestrate-gate, orchestrate-jail) from this target directory.
 cargo build --workspace --bins --locked
 
 # What exists before the tests, so that only what they add counts as left behind.

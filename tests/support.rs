@@ -6,11 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The directory holding this target's `orchestrate` and `orchestrate-agent` binaries.
+/// The directory holding this target's `orchestrate` (with the `orchestrate-engine` it execs)
+/// and `orchestrate-agent` binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    for b in ["orchestrate", "orchestrate-agent"] {
+    for b in ["orchestrate", "orchestrate-engine", "orchestrate-agent"] {
         assert!(
             dir.join(b).is_file(),
             "{} missing: run `cargo build --workspace --bins` first",

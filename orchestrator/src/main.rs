@@ -1,5 +1,6 @@
-//! The `orchestrate` binary; everything lives in the library so tests and benches can reach it.
+//! `orchestrate`: the front. `sandbox ...` runs here; everything else is exec'd into
+//! `orchestrate-engine` (see `cli::front`).
 
 fn main() -> std::process::ExitCode {
-    orchestrate::cli::main()
+    orchestrate::cli::front::main()
 }

@@ -23,6 +23,7 @@ mod audit;
 mod context;
 mod doctor;
 pub mod exit;
+pub mod front;
 mod init;
 mod log;
 mod logging;
@@ -43,7 +44,7 @@ mod stop;
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub use context::{Context, ContextError};
 use exit::{ExitCode, Failure};
@@ -58,6 +59,17 @@ use output::Output;
 2 usage or invalid input, 3 containment unavailable, 4 run stopped, 5 internal or I/O error."
 )]
 pub struct Cli {
+    /// The options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every subcommand takes (shared with the front's sandbox-only parser).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// The repository (default: the git top level of the current directory, else the current
     /// directory).
     #[arg(long, global = true, value_name = "DIR")]
@@ -69,9 +81,12 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
-    /// The subcommand.
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+impl GlobalArgs {
+    fn context(&self) -> Context {
+        Context::new(self.repo.clone(), self.state_dir.clone())
+    }
 }
 
 /// The subcommands.
@@ -155,17 +170,16 @@ impl Command {
 /// Usage errors exit 2 from inside clap, as the table says.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    logging::init(cli.global.verbose);
     if let Command::Sandbox(a) = &cli.command {
-        let ctx = Context::new(cli.repo.clone(), cli.state_dir.clone());
-        return sandbox::main(&ctx, &Output::new(a.json()), a);
+        return sandbox::main(&cli.global.context(), &Output::new(a.json()), a);
     }
     dispatch(&cli).into()
 }
 
 /// Runs the subcommand `cli` names.
 pub fn dispatch(cli: &Cli) -> ExitCode {
-    let ctx = Context::new(cli.repo.clone(), cli.state_dir.clone());
+    let ctx = cli.global.context();
     let out = Output::new(cli.command.json());
     match &cli.command {
         Command::Init(a) => finish(&out, init::run(&ctx, &out, a)),
