@@ -7,7 +7,9 @@
 #   4. orchestrate sandbox exec --role planner -- /bin/true   (every layer; the repo read-only, so
 #      no writable overlay to mount: what the overlay on the volume's disk costs codegen)
 # hyperfine runs under SCHED_FIFO (chrt -f 50) when it can, so other work on a busy machine does not
-# land in the figures; every command gets the same treatment. NO_CHRT=1 turns that off.
+# land in the figures; every command gets the same treatment. NO_CHRT=1 turns that off. The runs
+# are split into ROUNDS rounds (default 5) with the command order rotated, so a drift in the
+# host's speed lands on every command alike.
 # Prints median and p95 of each; the raw figures go to bench/out/launch.json.
 # Needs root (per-role users, cgroups). Idempotent: installs hyperfine/bubblewrap only if missing,
 # creates the role user orch-codegen only if missing (and then removes it again on exit).
@@ -62,13 +64,33 @@ rt=()
 if [ -z "${NO_CHRT:-}" ] && chrt -f 50 true 2>/dev/null; then rt=(chrt -f 50); fi
 planner="$bin --repo $repo sandbox exec --role planner --volume $vol -- /bin/true"
 $planner
-"${rt[@]}" hyperfine -N --warmup 20 --runs "$runs" --export-json "$out/launch.json" \
-  -n "orchestrate sandbox exec (all layers)" "$jail" \
-  -n "fork+exec /bin/true" "/bin/true" \
-  -n "bwrap --unshare-all" "bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true" \
-  -n "orchestrate sandbox exec --role planner (all layers, repo read-only)" "$planner"
+# The host's speed drifts over tens of seconds on a shared VM, and hyperfine runs each command's
+# runs back to back: so the runs are split into ROUNDS rounds (default 5), each running every
+# command, with the order rotated from round to round; the figures pool every round's runs.
+rounds=${ROUNDS:-5}
+per=$(( (runs + rounds - 1) / rounds ))
+names=("orchestrate sandbox exec (all layers)" "fork+exec /bin/true" "bwrap --unshare-all"
+  "orchestrate sandbox exec --role planner (all layers, repo read-only)")
+cmds=("$jail" "/bin/true"
+  "bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true"
+  "$planner")
+rm -f "$out"/launch-round-*.json
+for r in $(seq 1 "$rounds"); do
+  args=()
+  for k in 0 1 2 3; do
+    i=$(( (k + r - 1) % 4 ))
+    args+=(-n "${names[$i]}" "${cmds[$i]}")
+  done
+  "${rt[@]}" hyperfine -N --style none --warmup 10 --runs "$per" \
+    --export-json "$out/launch-round-$r.json" "${args[@]}" >/dev/null
+done
+jq -s '{rounds: length, results: ([.[].results[]] | group_by(.command)
+  | map({command: .[0].command, times: (map(.times) | add)}))}' "$out"/launch-round-*.json \
+  > "$out/launch.json"
+rm -f "$out"/launch-round-*.json
 
 echo
+echo "$rounds rounds, order rotated; runs pooled per command"
 printf '| %-40s | %10s | %10s | %5s |\n' command "median ms" "p95 ms" runs
 printf '| %-40s | %10s | %10s | %5s |\n' "---" "---" "---" "---"
 jq -r '.results[] | (.times | sort) as $t | ($t | length) as $n
