@@ -31,7 +31,7 @@ echo "gitleaks version: $("$GL" version)"
 
 # 2. orchestrate, release build (ORC=/path/to/orchestrate skips the build).
 if [ -z "${ORC:-}" ]; then
-  cargo build --release --quiet -p orchestrate --bin orchestrate
+  cargo build --release --quiet -p orchestrate --bins  # the front and the engine it execs
   ORC="$CARGO_TARGET_DIR/release/orchestrate"
 fi
 echo "orchestrate: $("$ORC" --version)"
