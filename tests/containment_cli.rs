@@ -175,6 +175,16 @@ fn exec(repo: &Repo, extra: &[&str], argv: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The launch ran its command to exit 0 (else: its stderr).
+fn assert_ran(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn report(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or(""))
@@ -212,12 +222,7 @@ fn the_orchestrators_environment_does_not_reach_the_role() {
         "a layer off is never silent"
     );
     let out = exec(&repo, &["--json"], &["/usr/bin/env"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("s3cret"), "{text}");
     assert!(
@@ -288,12 +293,7 @@ fn a_required_layer_that_cannot_be_applied_refuses_to_start() {
     );
     // --allow-weaker runs it and says what is missing.
     let out = exec(&repo, &["--allow-weaker", "--json"], &["/bin/true"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert_eq!(status_of(&report(&out), "identity"), "unavailable");
     assert_eq!(status_of(&report(&out), "seccomp"), "applied");
     // Switching a required layer off without --allow-weaker is refused too.
@@ -361,12 +361,7 @@ fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
             "-u",
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("65534\n"));
     let r = report(&out);
     for layer in [
@@ -482,12 +477,7 @@ fn pid_1_forked_before_the_policy_loads_joins_the_cgroup_and_dies_with_a_bad_pol
         &["--json"],
         &["/bin/sh", "-c", "echo pid=$$; cat /proc/self/cgroup"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pid=2\n"), "{text}");
     for controller in ["memory", "pids"] {

@@ -166,26 +166,19 @@ impl Drop for Cgroup {
 /// still root here (before the identity switch) and still sees the host's /sys/fs/cgroup (before
 /// pivot_root); it is single-threaded, so the thread is the whole process.
 pub fn join_self(join: &[PathBuf]) -> Result<(), CgroupError> {
+    use std::io::Write;
     for procs in join {
         let tasks = procs.with_file_name("tasks");
-        match std::fs::OpenOptions::new().write(true).open(&tasks) {
-            Ok(mut f) => {
-                use std::io::Write;
-                f.write_all(b"0").map_err(|source| CgroupError::Write {
-                    path: tasks.clone(),
-                    value: "0".to_owned(),
-                    source,
-                })?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(CgroupError::Write {
-                    path: tasks,
-                    value: "0".to_owned(),
-                    source,
-                })
-            }
-        }
+        let written = match std::fs::OpenOptions::new().write(true).open(&tasks) {
+            Ok(mut f) => f.write_all(b"0"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => Err(e),
+        };
+        written.map_err(|source| CgroupError::Write {
+            path: tasks,
+            value: "0".to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
