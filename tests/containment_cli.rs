@@ -501,3 +501,44 @@ fn pid_1_forked_before_the_policy_loads_joins_the_cgroup_and_dies_with_a_bad_pol
     assert!(String::from_utf8_lossy(&bad.stderr).contains("roles.yaml"));
     assert_eq!(processes_mentioning(&marker), Vec::<String>::new());
 }
+
+#[test]
+fn the_front_runs_a_parsed_policy_alone_and_hands_a_new_one_to_the_engine() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("f");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    let state = repo.dir.path().join("state");
+    // The front alone, without the engine next to it: it can only run from the parsed copy.
+    let lone = repo.dir.path().join("lone");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(orchestrate(), lone.join("orchestrate")).unwrap();
+    let run = |bin: &Path| {
+        Command::new(bin)
+            .arg("--repo")
+            .arg(repo.path())
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["sandbox", "exec", "--role", "codegen", "--volume"])
+            .arg(repo.volume())
+            .args(["--", "/bin/echo", "ran"])
+            .output()
+            .unwrap()
+    };
+    let miss = run(&lone.join("orchestrate"));
+    assert_eq!(miss.status.code(), Some(5), "no parsed copy yet: the engine's job");
+    assert!(String::from_utf8_lossy(&miss.stderr).contains("orchestrate-engine"));
+    let warm = run(&orchestrate());
+    assert_ran(&warm);
+    let hit = run(&lone.join("orchestrate"));
+    assert_ran(&hit);
+    assert_eq!(String::from_utf8_lossy(&hit.stdout), "ran\n");
+    // Any edit is a new policy: parsed (and validated) by the engine first.
+    let roles = repo.path().join("roles.yaml");
+    let mut text = std::fs::read_to_string(&roles).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&roles, text).unwrap();
+    assert_eq!(run(&lone.join("orchestrate")).status.code(), Some(5));
+}

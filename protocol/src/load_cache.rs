@@ -38,16 +38,33 @@ fn entry_path(cache_dir: &Path, sha256: &str) -> PathBuf {
 
 /// `load::load_roles`, through a cache in `cache_dir` (created 0700 if missing).
 pub fn load_roles_cached(path: &Path, cache_dir: &Path) -> Result<RolesFile, LoadError> {
-    let text = read_text(path)?;
-    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-    let entry = entry_path(cache_dir, &sha256);
-    if let Some(roles) = read_entry(&entry, &sha256) {
+    let (text, sha256, entry, hit) = lookup(path, cache_dir)?;
+    if let Some(roles) = hit {
         return Ok(roles);
     }
     let roles = load_roles_text(path, &text)?;
     // Best effort: a cache that cannot be written only means the next load parses again.
     let _ = write_entry(cache_dir, &entry, &sha256, &roles);
     Ok(roles)
+}
+
+/// The cached copy of `path` as it is now, without ever parsing YAML: `Ok(None)` when there is
+/// none (never loaded, edited since, or not trustworthy). For a binary that must stay small (the
+/// `orchestrate` front): it hands a miss to one that can parse.
+pub fn read_cached(path: &Path, cache_dir: &Path) -> Result<Option<RolesFile>, LoadError> {
+    lookup(path, cache_dir).map(|(_, _, _, hit)| hit)
+}
+
+/// The file's text, its key, where its copy lives, and the copy if it is there and good.
+fn lookup(
+    path: &Path,
+    cache_dir: &Path,
+) -> Result<(String, String, PathBuf, Option<RolesFile>), LoadError> {
+    let text = read_text(path)?;
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    let entry = entry_path(cache_dir, &sha256);
+    let hit = read_entry(&entry, &sha256);
+    Ok((text, sha256, entry, hit))
 }
 
 /// The cached copy, if it is ours, private, and for exactly this content.
@@ -114,6 +131,29 @@ mod tests {
         assert_eq!(entries.len(), 1, "one entry written");
         let second = load_roles_cached(&project_roles(), &cache).unwrap();
         assert_eq!(second, full, "the JSON copy round-trips to the same policy");
+    }
+
+    #[test]
+    fn read_cached_answers_only_from_a_good_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let roles = dir.path().join("roles.yaml");
+        std::fs::copy(project_roles(), &roles).unwrap();
+        assert_eq!(
+            read_cached(&roles, &cache).unwrap(),
+            None,
+            "never loaded: a miss"
+        );
+        let full = load_roles_cached(&roles, &cache).unwrap();
+        assert_eq!(read_cached(&roles, &cache).unwrap(), Some(full));
+        let mut text = std::fs::read_to_string(&roles).unwrap();
+        text.push_str("\n# edited\n");
+        std::fs::write(&roles, text).unwrap();
+        assert_eq!(read_cached(&roles, &cache).unwrap(), None, "edited: a miss");
+        assert!(
+            read_cached(&dir.path().join("missing.yaml"), &cache).is_err(),
+            "an unreadable file is an error, not a miss"
+        );
     }
 
     #[test]

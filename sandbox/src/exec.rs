@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use crate::linux::early::Early;
+pub use crate::linux::early::Early;
 use crate::linux::launch::{self, LaunchError, Launcher};
 use crate::plan::{
     CgroupHost, HostPaths, Identity, Layer, Limits, Namespaces, Network, Plan, PlanError,
@@ -255,23 +255,23 @@ fn unique() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// For a single-threaded caller that knows the role and the layers but has not loaded the
-/// policy yet: forks the launch's pid 1 now, so it builds its namespaces while the caller loads
-/// roles.yaml and prepares the volume (see `linux::early`). `None`: launch the usual way.
-pub fn start_early(role: &str, enabled: &BTreeSet<Layer>) -> Option<Early> {
+/// For a single-threaded caller that knows the layers but has not loaded the policy yet: forks
+/// the launch's pid 1 now, so it builds its namespaces while the caller loads roles.yaml and
+/// prepares the volume (see `linux::early`). `None`: launch the usual way.
+pub fn start_early(enabled: &BTreeSet<Layer>) -> Option<Early> {
     if !single_threaded() {
         return None;
     }
     let unprivileged = crate::linux::sys::geteuid() != 0;
-    Early::start(Namespaces::for_layers(enabled, unprivileged), role).ok()
+    Early::start(Namespaces::for_layers(enabled, unprivileged)).ok()
 }
 
 /// Whether the calling process has exactly one thread (then it may fork and supervise itself).
+/// procfs gives `/proc/self/task` a link count of 2 + the number of threads: one stat, where
+/// reading `/proc/self/status` would have the kernel format forty lines.
 pub fn single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.strip_prefix("Threads:").is_some_and(|n| n.trim() == "1"))
-    })
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/task").is_ok_and(|m| m.nlink() == 3)
 }
 
 /// Runs the command under the role's containment with inherited stdio; the report's
@@ -292,4 +292,22 @@ pub fn exec(
     report.layers.extend(dropped);
     report.layers.sort_by_key(|l| l.layer);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_task_link_count_is_two_plus_the_threads() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv().ok());
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
+        let nlink = std::fs::metadata("/proc/self/task").unwrap().nlink();
+        assert!(threads >= 2, "the test thread and the one just spawned");
+        assert_eq!(nlink, threads + 2);
+        assert!(!super::single_threaded());
+        drop(tx);
+        t.join().unwrap();
+    }
 }

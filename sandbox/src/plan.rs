@@ -223,6 +223,15 @@ pub enum MountOp {
         link: PathBuf,
         points_to: PathBuf,
     },
+    /// A tmpfs at `target` holding only the host's character devices `nodes` (e.g. /dev/null),
+    /// made with mknod under the same numbers where the jail may (root in the initial user
+    /// namespace: two syscalls a node, where a bind is a mount and a teardown), else bound one by
+    /// one. This tmpfs alone lacks `nodev`, so the nodes work; the role cannot add one (the
+    /// directory is root's, 0755, and the role has no CAP_MKNOD).
+    DevTmpfs {
+        target: PathBuf,
+        nodes: Vec<PathBuf>,
+    },
     /// Make the new root's own tmpfs read-only once everything is mounted.
     RootReadOnly,
 }
@@ -557,19 +566,10 @@ fn new_root(input: &PolicyInput, host: &HostPaths) -> NewRoot {
     ops.push(MountOp::Proc {
         target: PathBuf::from("/proc"),
     });
-    ops.push(MountOp::Tmpfs {
+    ops.push(MountOp::DevTmpfs {
         target: PathBuf::from("/dev"),
-        mode: 0o755,
+        nodes: DEV_NODES.map(|n| Path::new("/dev").join(n)).to_vec(),
     });
-    for node in DEV_NODES {
-        let p = Path::new("/dev").join(node);
-        ops.push(MountOp::Bind {
-            src: p.clone(),
-            target: p,
-            writable: true,
-            optional: false,
-        });
-    }
     ops.push(MountOp::Tmpfs {
         target: PathBuf::from("/dev/shm"),
         mode: 0o1777,

@@ -111,39 +111,11 @@ fn codegen_writes_its_repo_through_a_volatile_overlay_with_a_per_launch_work_dir
                 optional: false
             },
             MountOp::Proc { target: p("/proc") },
-            MountOp::Tmpfs {
+            MountOp::DevTmpfs {
                 target: p("/dev"),
-                mode: 0o755
-            },
-            MountOp::Bind {
-                src: p("/dev/null"),
-                target: p("/dev/null"),
-                writable: true,
-                optional: false
-            },
-            MountOp::Bind {
-                src: p("/dev/zero"),
-                target: p("/dev/zero"),
-                writable: true,
-                optional: false
-            },
-            MountOp::Bind {
-                src: p("/dev/full"),
-                target: p("/dev/full"),
-                writable: true,
-                optional: false
-            },
-            MountOp::Bind {
-                src: p("/dev/random"),
-                target: p("/dev/random"),
-                writable: true,
-                optional: false
-            },
-            MountOp::Bind {
-                src: p("/dev/urandom"),
-                target: p("/dev/urandom"),
-                writable: true,
-                optional: false
+                nodes: ["null", "zero", "full", "random", "urandom"]
+                    .map(|n| p("/dev").join(n))
+                    .to_vec()
             },
             MountOp::Tmpfs {
                 target: p("/dev/shm"),

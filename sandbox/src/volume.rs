@@ -17,7 +17,7 @@
 //! copy, but a copy happens once per run and works on every kernel and filesystem.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -244,14 +244,36 @@ fn mkdir(path: &Path, mode: u32, owner: Option<Identity>) -> Result<(), VolumeEr
             path: path.to_path_buf(),
             source,
         })?;
-    // The umask may have narrowed the mode; an existing dir keeps whatever it had.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        VolumeError::Chmod {
+    // The umask may have narrowed the mode; an existing dir keeps whatever it had. Only what
+    // differs is changed: a chmod or chown of a settled volume would be a journal write at every
+    // launch, for nothing.
+    // chmod follows a symlink (a `--volume` given as one), lchown does not: compare likewise.
+    let stat = |follow: bool| {
+        if follow {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        }
+        .map_err(|source| VolumeError::Create {
             path: path.to_path_buf(),
             source,
-        }
-    })?;
-    if let Some(id) = owner {
+        })
+    };
+    let meta = stat(false)?;
+    let target = if meta.is_symlink() {
+        stat(true)?
+    } else {
+        meta.clone()
+    };
+    if target.mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| VolumeError::Chmod {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    if let Some(id) = owner.filter(|id| (meta.uid(), meta.gid()) != (id.uid, id.gid)) {
         std::os::unix::fs::lchown(path, Some(id.uid), Some(id.gid)).map_err(|source| {
             VolumeError::Chown {
                 path: path.to_path_buf(),
@@ -338,5 +360,29 @@ mod tests {
             v.create_role("../x", None),
             Err(VolumeError::BadRole(_))
         ));
+    }
+
+    #[test]
+    fn create_again_fixes_a_changed_mode_and_leaves_a_settled_one_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = VolumeLayout::new(dir.path().join("vol"));
+        v.create(None).unwrap();
+        v.create_role("codegen", None).unwrap();
+        let ctime = |p: PathBuf| {
+            let m = std::fs::metadata(p).unwrap();
+            (m.ctime(), m.ctime_nsec())
+        };
+        let before = (ctime(v.upper()), ctime(v.home("codegen")));
+        std::fs::set_permissions(v.work(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        v.create(None).unwrap();
+        v.create_role("codegen", None).unwrap();
+        let mode = std::fs::metadata(v.work()).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "a changed mode is put back");
+        assert_eq!(
+            (ctime(v.upper()), ctime(v.home("codegen"))),
+            before,
+            "a settled directory is not written again"
+        );
     }
 }

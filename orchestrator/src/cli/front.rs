@@ -13,10 +13,10 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
+use ::sandbox::plan::Layer;
 use clap::{Parser, Subcommand};
 
-use super::output::Output;
-use super::{logging, sandbox, GlobalArgs};
+use super::{sandbox, GlobalArgs};
 
 /// The name of the full CLI, installed next to `orchestrate`.
 pub const ENGINE: &str = "orchestrate-engine";
@@ -43,14 +43,34 @@ enum FrontCommand {
 /// `orchestrate`'s `main`.
 pub fn main() -> std::process::ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    // Before clap (~0.1 ms): the launch's pid 1, so its namespaces are under way meanwhile.
+    let pre = looks_like_exec(&args)
+        .then(|| ::sandbox::exec::start_early(&Layer::ALL.into_iter().collect()))
+        .flatten();
     match FrontCli::try_parse_from(&args) {
         Ok(cli) => {
-            logging::init(cli.global.verbose);
             let FrontCommand::Sandbox(a) = &cli.command;
-            sandbox::main(&cli.global.context(), &Output::new(a.json()), a)
+            // A policy the front cannot load (no parsed copy yet): the engine parses it.
+            sandbox::main(&cli.global, a, sandbox::load_roles_cached_only, pre)
+                .unwrap_or_else(|| exec_engine(&args))
         }
-        Err(_) => exec_engine(&args),
+        Err(_) => {
+            drop(pre);
+            exec_engine(&args)
+        }
     }
+}
+
+/// A guess, for forking early only (clap decides what the command line means): `sandbox exec`
+/// with every layer on. A wrong guess costs one killed child.
+fn looks_like_exec(args: &[OsString]) -> bool {
+    let words: Vec<&OsString> = args.iter().skip(1).take_while(|a| *a != "--").collect();
+    words
+        .windows(2)
+        .any(|w| w[0] == "sandbox" && w[1] == "exec")
+        && !words
+            .iter()
+            .any(|w| w.as_encoded_bytes().starts_with(b"--layer-off"))
 }
 
 /// `orchestrate-engine` in the directory of the running executable.

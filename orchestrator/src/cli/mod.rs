@@ -170,10 +170,12 @@ impl Command {
 /// Usage errors exit 2 from inside clap, as the table says.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.global.verbose);
     if let Command::Sandbox(a) = &cli.command {
-        return sandbox::main(&cli.global.context(), &Output::new(a.json()), a);
+        // The engine's loader always loads (or fails with the located error).
+        return sandbox::main(&cli.global, a, sandbox::load_roles_full, None)
+            .unwrap_or_else(|| ExitCode::Internal.into());
     }
+    logging::init(cli.global.verbose);
     dispatch(&cli).into()
 }
 

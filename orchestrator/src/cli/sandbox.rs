@@ -12,7 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use protocol::roles::RoleName;
+use protocol::load::LoadError;
+use protocol::roles::{RoleName, RolesFile};
 use sandbox::exec::{self, ExecError, ExecRequest};
 
 use crate::containment::{role_spec, toolchain_dirs};
@@ -22,7 +23,9 @@ use sandbox::report::{LaunchReport, LayerStatus};
 
 use super::context::{Context, ContextError};
 use super::exit::{ExitCode, Failure};
+use super::logging;
 use super::output::Output;
+use super::GlobalArgs;
 
 /// `orchestrate sandbox ...`
 #[derive(Debug, Args)]
@@ -165,28 +168,80 @@ impl Failure for SandboxError {
     }
 }
 
+/// How `sandbox exec` gets the policy: `(roles.yaml, the state directory's cache/ if any)`.
+/// `Ok(None)`: this binary cannot load it (the `orchestrate` front, which never parses YAML,
+/// on a cache miss); the caller hands the whole command line to the engine.
+pub type RolesLoader = fn(&Path, Option<&Path>) -> Result<Option<RolesFile>, LoadError>;
+
+/// The engine's loader: parses roles.yaml, through the parsed copy when there is a state
+/// directory (YAML parsing would be a tenth of a launch).
+pub fn load_roles_full(path: &Path, cache: Option<&Path>) -> Result<Option<RolesFile>, LoadError> {
+    match cache {
+        Some(dir) => protocol::load_cache::load_roles_cached(path, dir),
+        None => protocol::load::load_roles(path),
+    }
+    .map(Some)
+}
+
+/// The front's loader: the parsed copy only.
+pub fn load_roles_cached_only(
+    path: &Path,
+    cache: Option<&Path>,
+) -> Result<Option<RolesFile>, LoadError> {
+    match cache {
+        Some(dir) => protocol::load_cache::read_cached(path, dir),
+        None => Ok(None),
+    }
+}
+
 /// `orchestrate sandbox ...` as the whole process: the command's exact status, or the error's
-/// row of the exit-code table.
-pub fn main(ctx: &Context, out: &Output, args: &SandboxArgs) -> std::process::ExitCode {
-    match run(ctx, out, args) {
-        Ok(status) => std::process::ExitCode::from(status),
+/// row of the exit-code table; `None` when `load` could not load the policy (see
+/// [`RolesLoader`]). Sets up logging itself: for `exec`, only once the launch's pid 1 is forked.
+/// `pre`: a pid 1 the caller forked for an `exec` with every layer (the front, before parsing).
+pub fn main(
+    global: &GlobalArgs,
+    args: &SandboxArgs,
+    load: RolesLoader,
+    pre: Option<exec::Early>,
+) -> Option<std::process::ExitCode> {
+    let out = Output::new(args.json());
+    let result = match &args.command {
+        SandboxCommand::Exec(e) => {
+            let started = start(e, pre);
+            logging::init(global.verbose);
+            started.and_then(|s| exec_cmd(&global.context(), &out, e, s, load))
+        }
+        SandboxCommand::Jail => {
+            drop(pre);
+            logging::init(global.verbose);
+            Ok(Some(jail()))
+        }
+    };
+    match result {
+        Ok(Some(status)) => Some(std::process::ExitCode::from(status)),
+        Ok(None) => None,
         Err(e) => {
             let code = e.exit_code();
             out.error(&e, code);
-            code.into()
+            Some(code.into())
         }
     }
 }
 
-/// Runs `orchestrate sandbox ...`; `Ok(code)` is the process's exit status.
+/// Runs `orchestrate sandbox ...` in a process that has already set up logging;
+/// `Ok(code)` is the process's exit status.
 pub fn run(ctx: &Context, out: &Output, args: &SandboxArgs) -> Result<u8, SandboxError> {
     match &args.command {
-        SandboxCommand::Exec(e) => exec_cmd(ctx, out, e),
-        SandboxCommand::Jail => {
-            let code = sandbox::linux::jail::jail_main();
-            Ok(u8::try_from(code).unwrap_or(125))
+        SandboxCommand::Exec(e) => {
+            let started = start(e, None)?;
+            Ok(exec_cmd(ctx, out, e, started, load_roles_full)?.unwrap_or(125))
         }
+        SandboxCommand::Jail => Ok(jail()),
     }
+}
+
+fn jail() -> u8 {
+    u8::try_from(sandbox::linux::jail::jail_main()).unwrap_or(125)
 }
 
 /// A throwaway volume, removed on drop.
@@ -217,7 +272,17 @@ fn throwaway_volume(ctx: &Context, role: &str) -> Result<Throwaway, SandboxError
     ))
 }
 
-fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxError> {
+/// What `exec` knows from its command line alone, and its pid 1 if it could fork it already.
+struct Started {
+    role: RoleName,
+    enabled: BTreeSet<Layer>,
+    early: Option<exec::Early>,
+}
+
+/// Parses the role and the layers and forks the launch's pid 1 (see `exec::start_early`) unless
+/// the caller did already (`pre`): first thing, so it builds its namespaces on the other core
+/// while this process does the rest.
+fn start(args: &ExecArgs, pre: Option<exec::Early>) -> Result<Started, SandboxError> {
     let role: RoleName = args.role.parse()?;
     let mut enabled: BTreeSet<Layer> = Layer::ALL.into_iter().collect();
     for name in &args.layer_off {
@@ -233,16 +298,40 @@ fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxE
     }
     // pid 1 builds its namespaces on the other core while this process loads the policy and
     // prepares the volume; any error from here on drops it (killed and reaped).
-    let early = exec::start_early(role.as_str(), &enabled);
+    // A pid 1 forked on a guess of all layers that turns out wrong is replaced when the plan
+    // comes (`Early::run`); with layers off, fork for those instead.
+    let early = match pre {
+        Some(pre) if args.layer_off.is_empty() => Some(pre),
+        _ => exec::start_early(&enabled),
+    };
+    Ok(Started {
+        role,
+        enabled,
+        early,
+    })
+}
+
+/// `sandbox exec` after [`start`]. `Ok(None)`: `load` could not load the policy, and nothing ran.
+fn exec_cmd(
+    ctx: &Context,
+    out: &Output,
+    args: &ExecArgs,
+    started: Started,
+    load: RolesLoader,
+) -> Result<Option<u8>, SandboxError> {
+    let Started {
+        role,
+        enabled,
+        early,
+    } = started;
     let repo = ctx.repo()?;
     let roles_path = args
         .roles
         .clone()
         .unwrap_or_else(|| repo.join("roles.yaml"));
-    // Through the parsed copy in the state directory: YAML parsing would be a tenth of a launch.
-    let roles = match ctx.state_dir() {
-        Ok(state) => protocol::load_cache::load_roles_cached(&roles_path, &state.join("cache"))?,
-        Err(_) => protocol::load::load_roles(&roles_path)?,
+    let cache = ctx.state_dir().ok().map(|s| s.join("cache"));
+    let Some(roles) = load(&roles_path, cache.as_deref())? else {
+        return Ok(None);
     };
     let (spec, sb) =
         role_spec(&roles, role).ok_or_else(|| SandboxError::NoPolicy(args.role.clone()))?;
@@ -270,7 +359,7 @@ fn exec_cmd(ctx: &Context, out: &Output, args: &ExecArgs) -> Result<u8, SandboxE
     };
     let launcher = Launcher::this_exe(&["sandbox", "__jail"]).map_err(ExecError::from)?;
     let report = exec::exec(&req, &launcher, early)?;
-    finish(out, args, &report)
+    finish(out, args, &report).map(Some)
 }
 
 fn absolute(p: &Path) -> PathBuf {

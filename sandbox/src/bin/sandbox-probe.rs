@@ -28,6 +28,7 @@ fn errno_name(e: &std::io::Error) -> String {
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::EHOSTUNREACH => "EHOSTUNREACH",
         libc::EBADF => "EBADF",
+        libc::ENOSPC => "ENOSPC",
         _ => return format!("errno{n}"),
     };
     name.to_owned()
@@ -104,6 +105,49 @@ fn main() {
                 )
             };
             answer(if r == 0 { Ok(()) } else { Err(last()) })
+        }
+        "mknod" => {
+            // /dev/null's numbers (1:3): a node that would work wherever devices are allowed.
+            let path = cpath(&arg(1));
+            // SAFETY: path is a CString alive for the call.
+            let r =
+                unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+            answer(if r == 0 { Ok(()) } else { Err(last()) })
+        }
+        "mountinfo" => {
+            // The mount at a path, as `fstype mount-options super-options`, or ENOENT.
+            let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            text.lines()
+                .filter_map(|l| {
+                    let (left, right) = l.split_once(" - ")?;
+                    let f: Vec<&str> = left.split(' ').collect();
+                    let r: Vec<&str> = right.split(' ').collect();
+                    (f.get(4) == Some(&arg(1).as_str())).then(|| {
+                        format!(
+                            "{} {} {}",
+                            r[0],
+                            f.get(5).unwrap_or(&""),
+                            r.get(2).unwrap_or(&"")
+                        )
+                    })
+                })
+                .next_back()
+                .unwrap_or_else(|| "ENOENT".to_owned())
+        }
+        "devices" => {
+            // The names in a directory, sorted, or the errno.
+            match std::fs::read_dir(arg(1)) {
+                Ok(rd) => {
+                    let mut names: Vec<String> = rd
+                        .filter_map(|e| {
+                            e.ok().map(|e| e.file_name().to_string_lossy().into_owned())
+                        })
+                        .collect();
+                    names.sort();
+                    names.join(",")
+                }
+                Err(e) => errno_name(&e),
+            }
         }
         "unshare" => {
             // SAFETY: integers only; affects only this probe process.

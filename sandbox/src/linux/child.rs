@@ -37,6 +37,8 @@ pub struct Prepared<'a> {
     pub env: Vec<CString>,
     /// Fds handed to the helper at 5.. (in `plan.pass_fds` order).
     pub pass_from: Vec<RawFd>,
+    /// pid 1's end of the channel the helper sends the writable overlay on (`premount.rs`).
+    pub premount: Option<RawFd>,
 }
 
 struct Ctx<'a> {
@@ -95,7 +97,7 @@ impl Ctx<'_> {
 /// Entry point after `fork`; never returns.
 pub fn run(prep: &Prepared<'_>, status: RawFd, helper: libc::pid_t, go: RawFd) -> ! {
     die_with_helper(helper, status);
-    let entered = enter_namespaces(prep.plan.namespaces, &prep.plan.role);
+    let entered = enter_namespaces(prep.plan.namespaces);
     finish(prep, status, go, entered)
 }
 
@@ -126,9 +128,9 @@ pub(super) struct Entered {
     mount_ns: bool,
 }
 
-/// unshare(mount, ipc, uts, net) and bring lo up. Needs nothing of the plan but which namespaces
-/// and the role's name, so it can run before the plan exists (`early.rs`).
-pub(super) fn enter_namespaces(ns: Namespaces, role: &str) -> Entered {
+/// unshare(mount, ipc, uts, net) and bring lo up. Needs nothing of the plan but which namespaces,
+/// so it can run before the plan exists (`early.rs`); the host name waits for the plan.
+pub(super) fn enter_namespaces(ns: Namespaces) -> Entered {
     let mut outcomes = Vec::new();
     let mut mount_ns = false;
     if ns.mount {
@@ -142,9 +144,7 @@ pub(super) fn enter_namespaces(ns: Namespaces, role: &str) -> Entered {
         outcomes.push((Layer::Ipc, r));
     }
     if ns.uts {
-        let r = sys::unshare(libc::CLONE_NEWUTS)
-            .and_then(|()| sys::sethostname(format!("orchestrate-{role}").as_bytes()))
-            .map_err(|e| format!("unshare(CLONE_NEWUTS)/sethostname: {e}"));
+        let r = sys::unshare(libc::CLONE_NEWUTS).map_err(|e| format!("unshare(CLONE_NEWUTS): {e}"));
         outcomes.push((Layer::Uts, r));
     }
     if ns.net {
@@ -162,11 +162,19 @@ pub(super) fn finish(prep: &Prepared<'_>, status: RawFd, go: RawFd, entered: Ent
     let plan = prep.plan;
     let ctx = Ctx { plan, status };
     for (layer, r) in entered.outcomes {
+        let r = match layer {
+            // The role's own host name, now that the plan names the role.
+            Layer::Uts => r.and_then(|()| {
+                sys::sethostname(format!("orchestrate-{}", plan.role).as_bytes())
+                    .map_err(|e| format!("sethostname: {e}"))
+            }),
+            _ => r,
+        };
         ctx.outcome(layer, r);
     }
     // Never mount outside a private mount namespace: it would land on the host.
     let root = plan.new_root.as_ref().filter(|_| entered.mount_ns);
-    let built = root.map(mounts::build);
+    let built = root.map(|r| mounts::build(r, prep.premount));
     // Wait until the helper has made the launch's cgroup (it did so while we built the
     // namespaces and the root), then move into it: while we still see the host's /sys/fs/cgroup
     // (before pivot_root) and are still root, and before anything of the role runs or forks.

@@ -1,22 +1,24 @@
 //! A launch whose pid 1 is forked before its plan exists. Building the namespaces (a network
-//! namespace above all, ~0.7 ms here) is the slowest kernel work of a launch and needs nothing
-//! of the policy but which namespaces and the role's name, both known from the command line. So
-//! `orchestrate sandbox exec` forks pid 1 first; it builds its namespaces on one core while the
-//! CLI loads roles.yaml, prepares the volume and builds the plan on the other, then receives the
-//! plan on a pipe and goes on exactly as a launch from [`super::jail::supervise`] does.
+//! namespace above all, ~0.5 ms here) is the slowest kernel work of a launch and needs nothing
+//! of the policy but which namespaces, known from the command line (or guessed from it: the
+//! `orchestrate` front forks before clap has parsed it). So `orchestrate sandbox exec` forks
+//! pid 1 first; it builds its namespaces on one core while the CLI loads roles.yaml, prepares the
+//! volume and builds the plan on the other, then receives the plan on a pipe and goes on exactly
+//! as a launch from [`super::jail::supervise`] does.
 //!
 //! Nothing runs in the sandbox before the plan arrives: the child only unshares and waits. If the
-//! caller fails before it has a plan (a bad roles.yaml, say), dropping [`Early`] kills and reaps
-//! the child. If the plan asks for other namespaces than the guess (it never should: both come
-//! from the same enabled layers), the early child is dropped and the plan runs the usual way.
+//! caller fails before it has a plan (a bad roles.yaml, a command line that was not
+//! `sandbox exec` after all), dropping [`Early`] kills and reaps the child. If the plan asks for
+//! other namespaces than the guess (layers switched off), the early child is dropped and the plan
+//! runs the usual way.
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, Prepared};
 use super::jail::{self, Supervisor};
-use super::sys;
+use super::{premount, sys};
 use crate::plan::{Layer, Namespaces, Plan};
 use crate::report::LaunchReport;
 
@@ -30,15 +32,17 @@ pub struct Early {
     status_r: RawFd,
     plan_w: RawFd,
     go_w: RawFd,
+    /// The helper's end of the channel for the writable overlay (`premount.rs`), if it opened.
+    premount: Option<OwnedFd>,
     /// Still ours to kill and reap (false once handed to the supervisor).
     live: bool,
 }
 
 impl Early {
-    /// Forks pid 1 of a launch that will have namespaces `ns`, for `role`. The calling process
+    /// Forks pid 1 of a launch that will have namespaces `ns`. The calling process
     /// must be single-threaded (the CLI); it becomes the launch's helper. `Err`: nothing was
     /// started (the caller launches the usual way, which reports the failing layer).
-    pub fn start(ns: Namespaces, role: &str) -> Result<Early, String> {
+    pub fn start(ns: Namespaces) -> Result<Early, String> {
         let start = Instant::now();
         if ns.user {
             // Unprivileged: the user namespace would have to be this process's own.
@@ -48,6 +52,8 @@ impl Early {
         let (status_r, status_w) = sys::pipe_cloexec().map_err(|e| format!("status pipe: {e}"))?;
         let (plan_r, plan_w) = sys::pipe_cloexec().map_err(|e| format!("plan pipe: {e}"))?;
         let (go_r, go_w) = sys::pipe_cloexec().map_err(|e| format!("go pipe: {e}"))?;
+        // Without it, pid 1 makes the writable overlay itself.
+        let (premount_h, premount_c) = premount::channel().ok().unzip();
         let helper = sys::getpid();
         // clone(CLONE_NEWPID), not unshare + fork: this process goes on to spawn git and tar
         // (materialising the volume), which must not land in the launch's pid namespace.
@@ -56,12 +62,17 @@ impl Early {
             sys::close(status_r);
             sys::close(plan_w);
             sys::close(go_w);
-            child_main(ns, role, helper, status_w, plan_r, go_r)
+            if let Some(h) = &premount_h {
+                sys::close(h.as_raw_fd());
+            }
+            let pm = premount_c.as_ref().map(AsRawFd::as_raw_fd);
+            child_main(ns, helper, status_w, plan_r, go_r, pm)
         }) {
             Ok(pid) => {
                 sys::close(status_w);
                 sys::close(plan_r);
                 sys::close(go_r);
+                drop(premount_c);
                 Ok(Early {
                     pid,
                     ns,
@@ -70,6 +81,7 @@ impl Early {
                     status_r,
                     plan_w,
                     go_w,
+                    premount: premount_h,
                     live: true,
                 })
             }
@@ -102,6 +114,12 @@ impl Early {
             .and_then(|json| sys::write_all(self.plan_w, &json).map_err(|e| e.to_string()));
         sys::close(self.plan_w);
         self.live = false;
+        if sent.is_ok() {
+            // While pid 1 finishes its namespaces and starts on the root.
+            if let Some(h) = self.premount.take() {
+                premount::send(plan, &h);
+            }
+        }
         if let Err(e) = sent {
             // The child is gone or going; its own message, if any, says why.
             let _ = sys::kill(self.pid, libc::SIGKILL);
@@ -129,22 +147,24 @@ impl Drop for Early {
         for fd in [self.status_r, self.plan_w, self.go_w] {
             sys::close(fd);
         }
-        // Back to how the caller was: nothing else of this launch is waiting for a signal.
+        // Back to how the caller was (it may exec the engine next): nothing else of this launch
+        // is waiting for a signal, and orphans are not ours to reap.
         let _ = sys::sigprocmask(libc::SIG_UNBLOCK, &self.set);
+        let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 0);
     }
 }
 
 /// The early child: namespaces now, the plan when it comes, then the usual rest. Never returns.
 fn child_main(
     ns: Namespaces,
-    role: &str,
     helper: libc::pid_t,
     status: RawFd,
     plan_r: RawFd,
     go: RawFd,
+    premount: Option<RawFd>,
 ) -> ! {
     child::die_with_helper(helper, status);
-    let entered = child::enter_namespaces(ns, role);
+    let entered = child::enter_namespaces(ns);
     // SAFETY: the plan pipe's read end was made for this child alone and nothing else owns it.
     let mut pipe = unsafe { std::fs::File::from_raw_fd(plan_r) };
     let mut json = Vec::new();
@@ -167,6 +187,7 @@ fn child_main(
         argv,
         env,
         pass_from: Vec::new(),
+        premount,
     };
     child::finish(&prep, status, go, entered)
 }

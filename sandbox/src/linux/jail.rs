@@ -9,11 +9,11 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
-use super::{cgroup, retire, seccomp, sys};
+use super::{cgroup, premount, retire, seccomp, sys};
 use crate::plan::{Layer, Plan};
 use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
 
@@ -216,6 +216,8 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         Ok(p) => p,
         Err(e) => return s.fail(format!("go pipe: {e}")),
     };
+    // Without it, pid 1 makes the writable overlay itself.
+    let (premount_h, premount_c) = premount::channel().ok().unzip();
     let prep = Prepared {
         plan,
         seccomp: compiled.as_ref(),
@@ -224,12 +226,16 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         pass_from: (0..plan.pass_fds.len())
             .map(|i| PASS_FD_BASE + i32::try_from(i).unwrap_or(0))
             .collect(),
+        premount: premount_c.as_ref().map(AsRawFd::as_raw_fd),
     };
     let helper = sys::getpid();
     let pid = match sys::fork() {
         Ok(0) => {
             sys::close(status_r);
             sys::close(go_w);
+            if let Some(h) = &premount_h {
+                sys::close(h.as_raw_fd());
+            }
             child::run(&prep, status_w, helper, go_r)
         }
         Ok(pid) => pid,
@@ -239,6 +245,11 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
     sys::close(go_r);
     for fd in &prep.pass_from {
         sys::close(*fd);
+    }
+    drop(premount_c);
+    // While pid 1 builds its namespaces on the other core.
+    if let Some(h) = premount_h {
+        premount::send(plan, &h);
     }
     supervise_forked(s, pid, status_r, go_w, &set)
 }

@@ -14,6 +14,7 @@ mod fence;
 pub mod jail;
 pub mod launch;
 mod mounts;
+mod premount;
 mod retire;
 mod rlimits;
 pub mod seccomp;

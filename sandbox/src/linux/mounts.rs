@@ -7,8 +7,9 @@
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::sys;
@@ -32,6 +33,8 @@ pub enum MountError {
     Overlay { target: PathBuf, source: io::Error },
     #[error("proc on {target:?}: {source}")]
     Proc { target: PathBuf, source: io::Error },
+    #[error("device node {path:?}: {source}")]
+    Device { path: PathBuf, source: io::Error },
     #[error("symlink {link:?}: {source}")]
     Symlink { link: PathBuf, source: io::Error },
     #[error("creating mount point {path:?}: {source}")]
@@ -125,7 +128,9 @@ fn touch(made: &mut Made, path: &Path) -> Result<(), MountError> {
 }
 
 /// Builds the new root at its mountpoint (the host's tree is still this process's root).
-pub fn build(root: &NewRoot) -> Result<(), MountError> {
+/// `premount`: pid 1's end of the channel on which the helper sends the writable overlay it made
+/// (see `premount.rs`); without it, every mount is made here.
+pub fn build(root: &NewRoot, premount: Option<RawFd>) -> Result<(), MountError> {
     let none = c("none");
     sys::mount(&none, &c("/"), &none, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(MountError::MakePrivate)?;
@@ -134,7 +139,7 @@ pub fn build(root: &NewRoot) -> Result<(), MountError> {
         base: root.mountpoint.clone(),
     };
     for op in &root.ops {
-        apply(&mut made, &root.mountpoint, op)?;
+        apply(&mut made, &root.mountpoint, op, premount)?;
     }
     Ok(())
 }
@@ -164,7 +169,12 @@ pub fn pivot(root: &NewRoot) -> Result<(), MountError> {
     })
 }
 
-fn apply(made: &mut Made, base: &Path, op: &MountOp) -> Result<(), MountError> {
+fn apply(
+    made: &mut Made,
+    base: &Path,
+    op: &MountOp,
+    premount: Option<RawFd>,
+) -> Result<(), MountError> {
     let none = c("none");
     match op {
         MountOp::Tmpfs { target, mode } => {
@@ -193,20 +203,30 @@ fn apply(made: &mut Made, base: &Path, op: &MountOp) -> Result<(), MountError> {
         } => {
             let path = under(base, target);
             made.mkdirs(&path)?;
-            let lowers: Vec<String> = lower.iter().map(|l| escape_overlay(l)).collect();
-            let mut data = format!("lowerdir={}", lowers.join(":"));
+            let err = |source| MountError::Overlay {
+                target: target.clone(),
+                source,
+            };
+            if let Some(mnt) = upper
+                .as_ref()
+                .and(premount)
+                .and_then(super::premount::receive)
+            {
+                return super::premount::attach(&mnt, &path).map_err(err);
+            }
             let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
-            match upper {
+            let data = match upper {
                 Some((u, w)) => {
                     made.mkdirs(w)?;
-                    data.push_str(&format!(
-                        ",upperdir={},workdir={},volatile",
-                        escape_overlay(u),
-                        escape_overlay(w)
-                    ));
+                    let (l, u, w) = overlay_layers(lower, u, w);
+                    format!("lowerdir={l},upperdir={u},workdir={w},volatile")
                 }
-                None => flags |= libc::MS_RDONLY,
-            }
+                None => {
+                    flags |= libc::MS_RDONLY;
+                    let (l, _, _) = overlay_layers(lower, Path::new(""), Path::new(""));
+                    format!("lowerdir={l}")
+                }
+            };
             let data = CString::new(data).map_err(|_| MountError::Nul(target.clone()))?;
             sys::mount(
                 &c("overlay"),
@@ -215,10 +235,27 @@ fn apply(made: &mut Made, base: &Path, op: &MountOp) -> Result<(), MountError> {
                 flags,
                 Some(&data),
             )
-            .map_err(|source| MountError::Overlay {
-                target: target.clone(),
+            .map_err(err)
+        }
+        MountOp::DevTmpfs { target, nodes } => {
+            let path = under(base, target);
+            made.mkdirs(&path)?;
+            let data = c("mode=755,size=64k");
+            sys::mount(
+                &c("tmpfs"),
+                &cstr(&path)?,
+                &c("tmpfs"),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some(&data),
+            )
+            .map_err(|source| MountError::Tmpfs {
+                path: path.clone(),
                 source,
-            })
+            })?;
+            for node in nodes {
+                device(made, base, node)?;
+            }
+            Ok(())
         }
         MountOp::Proc { target } => {
             let path = under(base, target);
@@ -252,6 +289,41 @@ fn apply(made: &mut Made, base: &Path, op: &MountOp) -> Result<(), MountError> {
             })
         }
     }
+}
+
+/// The host's character device `node` at the same path in the new root: mknod, or a bind where
+/// that is not allowed (a user namespace, a container without CAP_MKNOD).
+fn device(made: &mut Made, base: &Path, node: &Path) -> Result<(), MountError> {
+    let err = |source| MountError::Device {
+        path: node.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(node).map_err(err)?;
+    if !meta.file_type().is_char_device() {
+        return Err(err(io::Error::other("not a character device")));
+    }
+    let perm = meta.mode() & 0o777;
+    match sys::mknod_char(&cstr(&under(base, node))?, perm, meta.rdev()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            bind(made, base, node, node, true, false)
+        }
+        Err(source) => Err(err(source)),
+    }
+}
+
+/// An overlay's `lowerdir` (colon-separated, top first), `upperdir` and `workdir` values, escaped.
+pub(super) fn overlay_layers(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> (String, String, String) {
+    let lowers: Vec<String> = lower.iter().map(|l| escape_overlay(l)).collect();
+    (
+        lowers.join(":"),
+        escape_overlay(upper),
+        escape_overlay(work),
+    )
 }
 
 /// Overlay's option parser splits on `,` and `:`; escape them.
@@ -346,5 +418,3 @@ fn bind(
         source,
     })
 }
-
-use std::os::unix::fs::FileTypeExt;

@@ -130,6 +130,14 @@ pub fn mount(
     .map(drop)
 }
 
+/// A character device node at `path` with `mode` (the umask is undone with a chmod).
+pub fn mknod_char(path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: path is a CStr borrowed for both calls.
+    cvt(unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | mode, dev) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
 pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: target is a CStr borrowed for the call.
     cvt(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)

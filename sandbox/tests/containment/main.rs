@@ -622,3 +622,89 @@ fn the_wall_clock_kills_the_whole_launch() {
     assert_eq!(r.report.exit_code(), 124);
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn the_minimal_dev_works_and_the_role_cannot_make_a_device() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Case::new("p");
+    // Positive controls outside: root makes a device node; /dev/full is full.
+    let node = c.fx.path("node").to_string_lossy().into_owned();
+    assert_eq!(outside(&c.fx, None, &["mknod", &node]), "OK");
+    assert_eq!(outside(&c.fx, None, &["write", "/dev/full"]), "ENOSPC");
+    let probe = c.fx.probe.as_str();
+    let inside = |off: &[Layer], argv: &[&str]| {
+        run(&c.fx, &c.codegen(), Some(c.id()), off, argv)
+            .answer()
+            .to_owned()
+    };
+    // The nodes work (made with mknod as root, so the /dev tmpfs must allow devices)...
+    assert_eq!(inside(&[], &[probe, "write", "/dev/null"]), "OK");
+    assert_eq!(inside(&[], &[probe, "write", "/dev/full"]), "ENOSPC");
+    assert_eq!(inside(&[], &[probe, "read", "/dev/urandom"]), "OK");
+    // ...and are all there is (Landlock off, or it would refuse to list /dev at all).
+    assert_eq!(inside(&[], &[probe, "devices", "/dev"]), "EACCES");
+    assert_eq!(
+        inside(&[Landlock], &[probe, "devices", "/dev"]),
+        "fd,full,null,random,shm,stderr,stdin,stdout,urandom,zero"
+    );
+    let host = inside(&[Landlock, Mount], &[probe, "devices", "/dev"]);
+    assert!(
+        host.contains("tty"),
+        "with the mount layer off: the host's /dev ({host})"
+    );
+    // The role cannot add a device, even in the writable /dev/shm.
+    ladder(
+        &c.fx,
+        &c.codegen(),
+        c.id(),
+        &[probe, "mknod", "/dev/shm/n"],
+        &[(&[], "EPERM"), (&[Identity], "OK")],
+    );
+}
+
+#[test]
+fn the_writable_repo_is_a_volatile_nosuid_nodev_overlay_on_the_volume() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Case::new("q");
+    let repo = c.fx.repo.to_string_lossy().into_owned();
+    let probe = c.fx.probe.as_str();
+    let got = run(
+        &c.fx,
+        &c.codegen(),
+        Some(c.id()),
+        &[],
+        &[probe, "mountinfo", &repo],
+    )
+    .answer()
+    .to_owned();
+    let mut parts = got.splitn(3, ' ');
+    let (fstype, opts, sopts) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    assert_eq!(fstype, "overlay", "{got}");
+    let opts: Vec<&str> = opts.split(',').collect();
+    for want in ["rw", "nosuid", "nodev"] {
+        assert!(opts.contains(&want), "mount options lack {want}: {got}");
+    }
+    let vol = c.fx.volume.to_string_lossy().into_owned();
+    assert!(sopts.contains(&format!("upperdir={vol}/upper")), "{got}");
+    assert!(sopts.contains(&format!("workdir={vol}/work/")), "{got}");
+    assert!(sopts.contains("volatile"), "{got}");
+    // A reader's view of the same repo is read-only.
+    let got = run(
+        &c.fx,
+        &c.reviewer(),
+        Some(c.users.id(1)),
+        &[],
+        &[probe, "mountinfo", &repo],
+    )
+    .answer()
+    .to_owned();
+    assert!(got.starts_with("overlay ro,"), "{got}");
+}
