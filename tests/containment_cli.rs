@@ -371,6 +371,27 @@ fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
     }
     assert_eq!(status_of(&r, "identity"), "unavailable");
     assert_eq!(status_of(&r, "cgroups"), "unavailable");
+    // Again on the same volume: the work dir the first launch's volatile overlay marked (and
+    // the kernel made mode 000) is cleared for the second without any privilege.
+    let file = repo.path().join("again");
+    let again = as_nobody(
+        &repo,
+        &[
+            "sandbox",
+            "exec",
+            "--role",
+            "codegen",
+            "--volume",
+            &vol,
+            "--allow-weaker",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("echo x > {}", file.display()),
+        ],
+    );
+    assert_ran(&again);
+    assert!(repo.volume().join("upper/again").is_file());
 }
 
 fn doctor_rows(out: &Output) -> serde_json::Value {
@@ -528,7 +549,11 @@ fn the_front_runs_a_parsed_policy_alone_and_hands_a_new_one_to_the_engine() {
             .unwrap()
     };
     let miss = run(&lone.join("orchestrate"));
-    assert_eq!(miss.status.code(), Some(5), "no parsed copy yet: the engine's job");
+    assert_eq!(
+        miss.status.code(),
+        Some(5),
+        "no parsed copy yet: the engine's job"
+    );
     assert!(String::from_utf8_lossy(&miss.stderr).contains("orchestrate-engine"));
     let warm = run(&orchestrate());
     assert_ran(&warm);

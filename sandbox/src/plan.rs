@@ -104,7 +104,8 @@ pub struct RepoView {
     pub lower: PathBuf,
     /// The overlay's upper dir: the run's diff.
     pub upper: PathBuf,
-    /// The overlay's work dir (same filesystem as `upper`).
+    /// Where the overlay's work dirs are (same filesystem as `upper`): each launch's helper
+    /// claims a slot under it (`linux/workslot.rs`).
     pub work: PathBuf,
 }
 
@@ -210,7 +211,8 @@ pub enum MountOp {
         optional: bool,
     },
     /// Overlay; `upper` = `Some((upper, work))` makes it writable (mounted `volatile`: the upper
-    /// layer is read back by the orchestrator through the page cache, never after a crash).
+    /// layer is read back by the orchestrator through the page cache, never after a crash), with
+    /// its work dir in a slot the launch's helper claims under `work` and names to pid 1.
     Overlay {
         target: PathBuf,
         lower: Vec<PathBuf>,
@@ -308,9 +310,6 @@ pub struct Plan {
     pub allow_weaker: bool,
     /// Layers switched off by the caller (reported as skipped).
     pub switched_off: Vec<Layer>,
-    /// Directories the helper retires once every process of the launch is gone (renamed out of
-    /// the way; the next launch on the volume removes them, see `linux/retire.rs`).
-    pub cleanup: Vec<PathBuf>,
 }
 
 /// Why a policy cannot become a plan.
@@ -412,12 +411,6 @@ impl Plan {
             require: input.require.clone(),
             allow_weaker: input.allow_weaker,
             switched_off: Layer::ALL.into_iter().filter(|l| !on(*l)).collect(),
-            cleanup: match (&input.repo, on(Layer::Mount)) {
-                (Some(r), true) if input.write.contains(&r.path) => {
-                    vec![r.work.join(&host.launch_id)]
-                }
-                _ => Vec::new(),
-            },
         })
     }
 }
@@ -521,10 +514,9 @@ fn new_root(input: &PolicyInput, host: &HostPaths) -> NewRoot {
             ops.push(MountOp::Overlay {
                 target: repo.path.clone(),
                 lower: vec![repo.lower.clone()],
-                // A work dir per launch: the overlay is `volatile` (no syncfs of the volume at
-                // unmount, which cost up to a second per launch on a busy disk), and a volatile
-                // work dir is refused by the next mount; the helper removes it afterwards.
-                upper: Some((repo.upper.clone(), repo.work.join(&host.launch_id))),
+                // `volatile`: no syncfs of the volume at unmount, which cost up to a second per
+                // launch on a busy disk. The helper claims the work dir (a reusable slot).
+                upper: Some((repo.upper.clone(), repo.work.clone())),
             });
         } else if input.read.contains(&repo.path) {
             // A reader sees the candidate tree (upper over lower) and can change nothing.

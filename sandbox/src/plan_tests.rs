@@ -58,7 +58,7 @@ fn host() -> HostPaths {
 }
 
 #[test]
-fn codegen_writes_its_repo_through_a_volatile_overlay_with_a_per_launch_work_dir() {
+fn codegen_writes_its_repo_through_a_volatile_overlay_with_work_dirs_on_the_volume() {
     let plan = Plan::build(&codegen(), &host()).unwrap();
     let root = plan.new_root.unwrap();
     assert_eq!(root.mountpoint, p("/v/root"));
@@ -90,7 +90,7 @@ fn codegen_writes_its_repo_through_a_volatile_overlay_with_a_per_launch_work_dir
             MountOp::Overlay {
                 target: p("/src/repo"),
                 lower: vec![p("/v/lower")],
-                upper: Some((p("/v/upper"), p("/v/work/L1"))),
+                upper: Some((p("/v/upper"), p("/v/work"))),
             },
             MountOp::Bind {
                 src: p("/v/scratch/codegen"),
@@ -140,7 +140,6 @@ fn codegen_writes_its_repo_through_a_volatile_overlay_with_a_per_launch_work_dir
             MountOp::RootReadOnly,
         ]
     );
-    assert_eq!(plan.cleanup, vec![p("/v/work/L1")]);
 }
 
 #[test]
@@ -292,7 +291,6 @@ fn a_reader_sees_upper_over_lower_read_only() {
         lower: vec![p("/v/upper"), p("/v/lower")],
         upper: None
     }));
-    assert!(plan.cleanup.is_empty());
 }
 
 #[test]

@@ -114,12 +114,6 @@ impl Early {
             .and_then(|json| sys::write_all(self.plan_w, &json).map_err(|e| e.to_string()));
         sys::close(self.plan_w);
         self.live = false;
-        if sent.is_ok() {
-            // While pid 1 finishes its namespaces and starts on the root.
-            if let Some(h) = self.premount.take() {
-                premount::send(plan, &h);
-            }
-        }
         if let Err(e) = sent {
             // The child is gone or going; its own message, if any, says why.
             let _ = sys::kill(self.pid, libc::SIGKILL);
@@ -133,6 +127,9 @@ impl Early {
                 s.fail(format!("sending the plan to the child: {e}"))
             };
         }
+        // While pid 1 finishes its namespaces and starts on the root. The work dir's slot is
+        // held until the launch is over.
+        let _slot = self.premount.take().and_then(|h| premount::send(plan, &h));
         jail::supervise_forked(s, self.pid, self.status_r, self.go_w, &self.set)
     }
 }

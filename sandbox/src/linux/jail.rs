@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
-use super::{cgroup, premount, retire, seccomp, sys};
+use super::{cgroup, premount, seccomp, sys};
 use crate::plan::{Layer, Plan};
 use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
 
@@ -124,11 +124,6 @@ impl<'a> Supervisor<'a> {
 
     /// Every path out of `supervise` ends here, after the child (if any) was killed and reaped.
     pub(super) fn finish(&mut self) -> LaunchReport {
-        for dir in &self.plan.cleanup {
-            if let Err(e) = retire::retire(dir) {
-                eprintln!("orchestrate-jail: removing {}: {e}", dir.display());
-            }
-        }
         self.report.elapsed_ms =
             u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         // Report in the fixed layer order, whatever order the steps ran in.
@@ -247,10 +242,9 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         sys::close(*fd);
     }
     drop(premount_c);
-    // While pid 1 builds its namespaces on the other core.
-    if let Some(h) = premount_h {
-        premount::send(plan, &h);
-    }
+    // While pid 1 builds its namespaces on the other core. The work dir's slot is held until
+    // the launch is over.
+    let _slot = premount_h.and_then(|h| premount::send(plan, &h));
     supervise_forked(s, pid, status_r, go_w, &set)
 }
 
@@ -294,12 +288,6 @@ pub(super) fn supervise_forked(
             return s.finish();
         }
         return s.fail(format!("releasing the child: {e}"));
-    }
-    // While the child builds its sandbox on the other core: earlier launches' work dirs.
-    for dir in &plan.cleanup {
-        if let (Some(parent), Some(me)) = (dir.parent(), dir.file_name()) {
-            retire::sweep(parent, &me.to_string_lossy());
-        }
     }
     let (status, wall_killed) = wait_with_deadline(pid, set, plan.wall_seconds, s.start);
     s.report.wall_killed = wall_killed;

@@ -73,7 +73,7 @@ impl Made {
             return Ok(());
         }
         if !path.starts_with(&self.base) {
-            // Outside the new root (the overlay's work dir on the volume): the parents exist.
+            // Outside the new root: the parents exist.
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
@@ -128,8 +128,9 @@ fn touch(made: &mut Made, path: &Path) -> Result<(), MountError> {
 }
 
 /// Builds the new root at its mountpoint (the host's tree is still this process's root).
-/// `premount`: pid 1's end of the channel on which the helper sends the writable overlay it made
-/// (see `premount.rs`); without it, every mount is made here.
+/// `premount`: pid 1's end of the channel on which the helper names the writable overlay's work
+/// dir and sends the overlay if it made it (see `premount.rs`); a plan with a writable overlay
+/// cannot be built without it.
 pub fn build(root: &NewRoot, premount: Option<RawFd>) -> Result<(), MountError> {
     let none = c("none");
     sys::mount(&none, &c("/"), &none, libc::MS_REC | libc::MS_PRIVATE, None)
@@ -207,18 +208,17 @@ fn apply(
                 target: target.clone(),
                 source,
             };
-            if let Some(mnt) = upper
-                .as_ref()
-                .and(premount)
-                .and_then(super::premount::receive)
-            {
-                return super::premount::attach(&mnt, &path).map_err(err);
-            }
             let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
             let data = match upper {
-                Some((u, w)) => {
-                    made.mkdirs(w)?;
-                    let (l, u, w) = overlay_layers(lower, u, w);
+                Some((u, _)) => {
+                    // The helper claimed the work dir, and made the mount if it could.
+                    let sock = premount
+                        .ok_or_else(|| err(io::Error::other("no channel to the helper")))?;
+                    let (slot, mnt) = super::premount::receive(sock).map_err(err)?;
+                    if let Some(mnt) = mnt {
+                        return super::premount::attach(&mnt, &path).map_err(err);
+                    }
+                    let (l, u, w) = overlay_layers(lower, u, &slot);
                     format!("lowerdir={l},upperdir={u},workdir={w},volatile")
                 }
                 None => {

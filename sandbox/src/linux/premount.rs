@@ -9,9 +9,13 @@
 //! the same as the one `mounts.rs` makes (same layers, `volatile`, nosuid, nodev), created with
 //! the same credentials (root, initial user namespace).
 //!
-//! Best effort on the helper's side: if it cannot (no new mount API, an error), it says so and
-//! pid 1 mounts the overlay itself, as it always did, reporting the kernel's own error if that
-//! fails too. A detached mount nobody attaches disappears with its last fd.
+//! The helper also claims the overlay's work dir (a slot under the plan's work base, see
+//! `workslot.rs`) and names it in the same message: pid 1 never picks one itself. Building the
+//! mount is best effort: if the helper cannot (no new mount API, a user namespace, an error), the
+//! message carries the slot alone and pid 1 mounts the overlay itself, as it always did,
+//! reporting the kernel's own error if that fails too. A message with no slot (none could be
+//! claimed) makes pid 1 fail the mount layer. A detached mount nobody attaches disappears with
+//! its last fd.
 
 use std::ffi::CString;
 use std::io;
@@ -20,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::mounts;
+use super::workslot::{self, Slot};
 use crate::plan::{MountOp, Plan};
 
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
@@ -63,23 +68,40 @@ fn writable_overlay(plan: &Plan) -> Option<(&Path, &[std::path::PathBuf], &Path,
     })
 }
 
-/// Helper side: builds the plan's writable overlay (if any) and sends it to pid 1, or a message
-/// without an fd when it could not. Sends nothing for a plan without one (pid 1 never asks).
-pub fn send(plan: &Plan, sock: &OwnedFd) {
-    let Some((_, lower, upper, work)) = writable_overlay(plan) else {
-        return;
+/// Helper side, for a plan with a writable overlay: claims its work dir, builds the overlay and
+/// sends pid 1 the slot's path with the mount (or without, when it could not). Returns the slot,
+/// to be held until the launch is over. Sends nothing for a plan without one (pid 1 never asks).
+pub fn send(plan: &Plan, sock: &OwnedFd) -> Option<Slot> {
+    let (_, lower, upper, base) = writable_overlay(plan)?;
+    let slot = match workslot::claim(base) {
+        Ok(slot) => slot,
+        Err(e) => {
+            // pid 1 reports it as the mount layer's failure.
+            let why = format!("claiming a work dir under {}: {e}", base.display());
+            let _ = send_msg(sock.as_raw_fd(), &Msg::NoSlot(why), None);
+            return None;
+        }
     };
-    let made = std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(work)
-        .and_then(|()| detached_overlay(lower, upper, work));
-    let _ = send_fd(sock.as_raw_fd(), made.ok().as_ref().map(AsRawFd::as_raw_fd));
+    let made = detached_overlay(lower, upper, &slot.path);
+    let fd = made.as_ref().ok().map(AsRawFd::as_raw_fd);
+    let _ = send_msg(sock.as_raw_fd(), &Msg::Slot(slot.path.clone()), fd);
+    Some(slot)
 }
 
-/// pid 1's side: the overlay the helper made, if it made one. Blocks until the helper answers;
-/// `None` also when it died (pid 1 is killed with it anyway).
-pub fn receive(sock: RawFd) -> Option<OwnedFd> {
-    recv_fd(sock).ok().flatten()
+/// pid 1's side: the work dir the helper claimed and, if it made it, the mount. Blocks until the
+/// helper answers.
+pub fn receive(sock: RawFd) -> io::Result<(std::path::PathBuf, Option<OwnedFd>)> {
+    match recv_msg(sock)? {
+        (Msg::Slot(path), fd) => Ok((path, fd)),
+        (Msg::NoSlot(why), _) => Err(io::Error::other(why)),
+    }
+}
+
+/// What the helper tells pid 1 (the mount itself travels beside it).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Msg {
+    Slot(std::path::PathBuf),
+    NoSlot(String),
 }
 
 /// Attaches the detached mount `mnt` at `target` (a path in the caller's mount namespace).
@@ -170,12 +192,12 @@ fn config(fs: &OwnedFd, cmd: libc::c_uint, key: &str, value: Option<&str>) -> io
     .map(drop)
 }
 
-/// One byte, with `fd` attached when there is one.
-fn send_fd(sock: RawFd, fd: Option<RawFd>) -> io::Result<()> {
-    let mut byte = [if fd.is_some() { b'm' } else { b'-' }];
+/// `msg` as JSON in one datagram, with `fd` attached when there is one.
+fn send_msg(sock: RawFd, msg: &Msg, fd: Option<RawFd>) -> io::Result<()> {
+    let mut body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: body.as_mut_ptr().cast(),
+        iov_len: body.len(),
     };
     // u64 words keep the control buffer aligned for cmsghdr.
     let mut control = [0u64; 4];
@@ -202,12 +224,13 @@ fn send_fd(sock: RawFd, fd: Option<RawFd>) -> io::Result<()> {
     cvt(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as libc::c_long).map(drop)
 }
 
-/// The byte [`send_fd`] sent and the fd with it, if any. `Err` on EOF or a socket error.
-fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
+/// The message [`send_msg`] sent and the fd with it, if any. `Err` on EOF (the helper is gone),
+/// a socket error or a message that does not parse.
+fn recv_msg(sock: RawFd) -> io::Result<(Msg, Option<OwnedFd>)> {
+    let mut body = vec![0u8; 8192];
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: body.as_mut_ptr().cast(),
+        iov_len: body.len(),
     };
     let mut control = [0u64; 4];
     // SAFETY: an all-zero msghdr is a valid empty message.
@@ -224,22 +247,25 @@ fn recv_fd(sock: RawFd) -> io::Result<Option<OwnedFd>> {
         }
         break cvt(n as libc::c_long)?;
     };
+    // SAFETY: recvmsg filled msg_control with msg_controllen valid bytes; the CMSG macros walk
+    // only inside them. The fd, if any, is new in this process and owned by nothing else.
+    let fd = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (!cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
+            .then(|| {
+                OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+                ))
+            })
+    };
     if n == 0 {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
-    // SAFETY: recvmsg filled msg_control with msg_controllen valid bytes; the CMSG macros walk
-    // only inside them.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-            return Ok(Some(OwnedFd::from_raw_fd(fd)));
-        }
-    }
-    Ok(None)
+    let len = usize::try_from(n).map_err(io::Error::other)?;
+    let parsed = serde_json::from_slice(&body[..len]).map_err(io::Error::other)?;
+    Ok((parsed, fd))
 }
 
 #[cfg(test)]
@@ -247,19 +273,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_fd_and_its_absence_cross_the_channel() {
+    fn a_slot_with_and_without_its_mount_and_a_refusal_cross_the_channel() {
         let (a, b) = channel().unwrap();
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        send_fd(a.as_raw_fd(), Some(file.as_raw_fd())).unwrap();
-        send_fd(a.as_raw_fd(), None).unwrap();
-        let got = recv_fd(b.as_raw_fd()).unwrap().expect("the fd");
+        let slot = std::path::PathBuf::from("/v/work/slot-0");
+        send_msg(
+            a.as_raw_fd(),
+            &Msg::Slot(slot.clone()),
+            Some(file.as_raw_fd()),
+        )
+        .unwrap();
+        send_msg(a.as_raw_fd(), &Msg::Slot(slot.clone()), None).unwrap();
+        send_msg(a.as_raw_fd(), &Msg::NoSlot("all in use".into()), None).unwrap();
+        let (path, fd) = receive(b.as_raw_fd()).unwrap();
         let same = |x: RawFd| std::fs::read_link(format!("/proc/self/fd/{x}")).unwrap();
-        assert_eq!(same(got.as_raw_fd()), same(file.as_raw_fd()));
-        assert!(
-            recv_fd(b.as_raw_fd()).unwrap().is_none(),
-            "a message without an fd"
-        );
+        assert_eq!(path, slot);
+        assert_eq!(same(fd.unwrap().as_raw_fd()), same(file.as_raw_fd()));
+        let (path, fd) = receive(b.as_raw_fd()).unwrap();
+        assert_eq!((path, fd.is_none()), (slot, true), "the slot alone");
+        let e = receive(b.as_raw_fd()).unwrap_err();
+        assert!(e.to_string().contains("all in use"), "{e}");
         drop(a);
-        assert!(recv_fd(b.as_raw_fd()).is_err(), "the helper gone: EOF");
+        assert!(receive(b.as_raw_fd()).is_err(), "the helper gone: EOF");
     }
 }
