@@ -129,8 +129,15 @@ impl Early {
         }
         // While pid 1 finishes its namespaces and starts on the root. The work dir's slot is
         // held until the launch is over.
-        let _slot = self.premount.take().and_then(|h| premount::send(plan, &h));
-        jail::supervise_forked(s, self.pid, self.status_r, self.go_w, &self.set)
+        let slot = self.premount.take().and_then(|h| premount::send(plan, &h));
+        jail::supervise_forked(
+            s,
+            self.pid,
+            self.status_r,
+            self.go_w,
+            &self.set,
+            slot.as_ref(),
+        )
     }
 }
 

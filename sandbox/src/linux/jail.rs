@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Instant;
 
 use super::child::{self, ChildMsg, Prepared, FORWARDED};
+use super::workslot::{self, Slot};
 use super::{cgroup, premount, seccomp, sys};
 use crate::plan::{Layer, Plan};
 use crate::report::{Exit, LaunchReport, LayerReport, LayerStatus, SetupFailure};
@@ -244,18 +245,20 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
     drop(premount_c);
     // While pid 1 builds its namespaces on the other core. The work dir's slot is held until
     // the launch is over.
-    let _slot = premount_h.and_then(|h| premount::send(plan, &h));
-    supervise_forked(s, pid, status_r, go_w, &set)
+    let slot = premount_h.and_then(|h| premount::send(plan, &h));
+    supervise_forked(s, pid, status_r, go_w, &set, slot.as_ref())
 }
 
 /// The helper's side once pid 1 (`pid`) is forked: the cgroup, "go", the wall clock, cleanup and
-/// the report. `status_r` and `go_w` are the helper's ends of the child's pipes.
+/// the report. `status_r` and `go_w` are the helper's ends of the child's pipes; `slot`, the
+/// overlay work dir this launch holds, whose set-aside markers are swept while the helper waits.
 pub(super) fn supervise_forked(
     mut s: Supervisor<'_>,
     pid: libc::pid_t,
     status_r: RawFd,
     go_w: RawFd,
     set: &libc::sigset_t,
+    slot: Option<&Slot>,
 ) -> LaunchReport {
     let plan = s.plan;
     // The cgroup is made while the child builds its namespaces and root on the other core; the
@@ -289,7 +292,16 @@ pub(super) fn supervise_forked(
         }
         return s.fail(format!("releasing the child: {e}"));
     }
-    let (status, wall_killed) = wait_with_deadline(pid, set, plan.wall_seconds, s.start);
+    // Idle until the command exits: earlier launches' markers, one at a time.
+    let mut trash = slot.map(Slot::trash).unwrap_or_default();
+    let mut sweep = || {
+        trash
+            .pop()
+            .map(|dir| workslot::remove_trash(&dir))
+            .is_some()
+    };
+    let (status, wall_killed) =
+        wait_with_deadline(pid, set, plan.wall_seconds, s.start, &mut sweep);
     s.report.wall_killed = wall_killed;
     if !plan.namespaces.pid || wall_killed {
         // Without a pid namespace, the command's leftovers share the child's process group.
@@ -347,19 +359,29 @@ fn make_cgroup(s: &mut Supervisor<'_>, pid: libc::pid_t) -> Result<Option<cgroup
 }
 
 /// Waits for `pid`, forwarding signals; SIGKILLs it at the wall-clock deadline.
+/// Waits for pid 1, forwarding signals and enforcing the wall clock. `idle` is given the time
+/// while nothing is pending, one step per call (it returns false when it has nothing left).
 fn wait_with_deadline(
     pid: libc::pid_t,
     set: &libc::sigset_t,
     wall_seconds: u64,
     start: Instant,
+    idle: &mut dyn FnMut() -> bool,
 ) -> (Option<i32>, bool) {
     let deadline_ms = wall_seconds.saturating_mul(1000);
     let mut killed = false;
+    let mut busy = true;
     loop {
         match sys::waitpid(pid, libc::WNOHANG) {
             Ok(Some((_, status))) => return (Some(status), killed),
             Ok(None) => {}
             Err(_) => return (None, killed),
+        }
+        if busy && !sys::any_pending(set) {
+            busy = idle();
+            if busy {
+                continue;
+            }
         }
         let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let timeout = if killed || wall_seconds == 0 {

@@ -284,6 +284,21 @@ pub fn sigset(sigs: &[libc::c_int]) -> io::Result<libc::sigset_t> {
     Ok(unsafe { set.assume_init() })
 }
 
+/// Whether any signal of `set` is pending (blocked and waiting to be taken).
+pub fn any_pending(set: &libc::sigset_t) -> bool {
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: pending points to writable memory of the right type.
+    if unsafe { libc::sigpending(pending.as_mut_ptr()) } == -1 {
+        return true;
+    }
+    // SAFETY: sigpending returned 0, so it filled the set.
+    let pending = unsafe { pending.assume_init() };
+    (1..libc::SIGRTMIN()).any(|sig| {
+        // SAFETY: both sets are initialised; sig is a valid signal number.
+        unsafe { libc::sigismember(set, sig) == 1 && libc::sigismember(&pending, sig) == 1 }
+    })
+}
+
 pub fn sigprocmask(how: libc::c_int, set: &libc::sigset_t) -> io::Result<()> {
     // SAFETY: set is a valid sigset; the old mask is not requested. One thread only.
     cvt(unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) }).map(drop)
