@@ -567,3 +567,32 @@ fn the_front_runs_a_parsed_policy_alone_and_hands_a_new_one_to_the_engine() {
     std::fs::write(&roles, text).unwrap();
     assert_eq!(run(&lone.join("orchestrate")).status.code(), Some(5));
 }
+
+#[test]
+fn launches_on_one_volume_reuse_one_work_dir_and_keep_little_behind() {
+    if skip_unless_root() {
+        return;
+    }
+    let p = prefix("s");
+    let _users = Users::create(&p, &["codegen"]);
+    let repo = Repo::new(&p, None);
+    for _ in 0..12 {
+        assert_ran(&exec(&repo, &[], &["/bin/true"]));
+    }
+    let names = |dir: PathBuf| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let work = repo.volume().join("work");
+    assert_eq!(names(work.clone()), ["slot-0"], "one slot, reused");
+    // Each launch sets the last one's marker aside; waiting helpers sweep them once 8 pile up.
+    let aside = names(work.join("slot-0"))
+        .iter()
+        .filter(|n| n.starts_with(".trash-"))
+        .count();
+    assert!(aside < 8, "{aside} markers left after 12 launches");
+}
