@@ -21,7 +21,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::mounts;
 use super::workslot::{self, Slot};
@@ -56,14 +56,14 @@ pub fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// The plan's writable overlay, if it has one: (target, lower layers, upper, work).
-fn writable_overlay(plan: &Plan) -> Option<(&Path, &[std::path::PathBuf], &Path, &Path)> {
+/// The plan's writable overlay, if it has one: (lower layers, upper, work base).
+fn writable_overlay(plan: &Plan) -> Option<(&[PathBuf], &Path, &Path)> {
     plan.new_root.as_ref()?.ops.iter().find_map(|op| match op {
         MountOp::Overlay {
-            target,
             lower,
             upper: Some((u, w)),
-        } => Some((target.as_path(), lower.as_slice(), u.as_path(), w.as_path())),
+            ..
+        } => Some((lower.as_slice(), u.as_path(), w.as_path())),
         _ => None,
     })
 }
@@ -72,7 +72,7 @@ fn writable_overlay(plan: &Plan) -> Option<(&Path, &[std::path::PathBuf], &Path,
 /// sends pid 1 the slot's path with the mount (or without, when it could not). Returns the slot,
 /// to be held until the launch is over. Sends nothing for a plan without one (pid 1 never asks).
 pub fn send(plan: &Plan, sock: &OwnedFd) -> Option<Slot> {
-    let (_, lower, upper, base) = writable_overlay(plan)?;
+    let (lower, upper, base) = writable_overlay(plan)?;
     let slot = match workslot::claim(base) {
         Ok(slot) => slot,
         Err(e) => {
@@ -90,7 +90,7 @@ pub fn send(plan: &Plan, sock: &OwnedFd) -> Option<Slot> {
 
 /// pid 1's side: the work dir the helper claimed and, if it made it, the mount. Blocks until the
 /// helper answers.
-pub fn receive(sock: RawFd) -> io::Result<(std::path::PathBuf, Option<OwnedFd>)> {
+pub fn receive(sock: RawFd) -> io::Result<(PathBuf, Option<OwnedFd>)> {
     match recv_msg(sock)? {
         (Msg::Slot(path), fd) => Ok((path, fd)),
         (Msg::NoSlot(why), _) => Err(io::Error::other(why)),
@@ -100,7 +100,7 @@ pub fn receive(sock: RawFd) -> io::Result<(std::path::PathBuf, Option<OwnedFd>)>
 /// What the helper tells pid 1 (the mount itself travels beside it).
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Msg {
-    Slot(std::path::PathBuf),
+    Slot(PathBuf),
     NoSlot(String),
 }
 
@@ -137,11 +137,7 @@ fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
 }
 
 /// `fsopen("overlay")`, the layers, `volatile`, create, `fsmount` (nosuid, nodev).
-fn detached_overlay(
-    lower: &[std::path::PathBuf],
-    upper: &Path,
-    work: &Path,
-) -> io::Result<OwnedFd> {
+fn detached_overlay(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Result<OwnedFd> {
     let fstype = c"overlay";
     // SAFETY: fstype is a CStr alive for the call.
     let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
@@ -276,7 +272,7 @@ mod tests {
     fn a_slot_with_and_without_its_mount_and_a_refusal_cross_the_channel() {
         let (a, b) = channel().unwrap();
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        let slot = std::path::PathBuf::from("/v/work/slot-0");
+        let slot = PathBuf::from("/v/work/slot-0");
         send_msg(
             a.as_raw_fd(),
             &Msg::Slot(slot.clone()),
