@@ -52,7 +52,7 @@ impl Early {
         let (status_r, status_w) = sys::pipe_cloexec().map_err(|e| format!("status pipe: {e}"))?;
         let (plan_r, plan_w) = sys::pipe_cloexec().map_err(|e| format!("plan pipe: {e}"))?;
         let (go_r, go_w) = sys::pipe_cloexec().map_err(|e| format!("go pipe: {e}"))?;
-        // Without it, pid 1 makes the writable overlay itself.
+        // Without it, a writable overlay cannot be had: pid 1 fails the mount layer, naming why.
         let (premount_h, premount_c) = premount::channel().ok().unzip();
         let helper = sys::getpid();
         // clone(CLONE_NEWPID), not unshare + fork: this process goes on to spawn git and tar

@@ -212,7 +212,7 @@ pub fn supervise(plan: &Plan) -> LaunchReport {
         Ok(p) => p,
         Err(e) => return s.fail(format!("go pipe: {e}")),
     };
-    // Without it, pid 1 makes the writable overlay itself.
+    // Without it, a writable overlay cannot be had: pid 1 fails the mount layer, naming why.
     let (premount_h, premount_c) = premount::channel().ok().unzip();
     let prep = Prepared {
         plan,
