@@ -462,6 +462,11 @@ impl Engine {
                 .map_err(|source| EngineError::Actor { role, source })?;
             self.roles.insert(role, actor);
         }
+        // Cost-control starts its gateway on its own time; a role calling a model before it
+        // listens would see its connection dropped (a resumed run's first iteration did, in CI).
+        if let Some(socket) = self.launcher.gateway_socket() {
+            wait_listening(&socket, GATEWAY_READY).await;
+        }
         Ok(())
     }
 
@@ -682,4 +687,20 @@ fn signs_artifacts(policy: &protocol::roles::RolePolicy) -> bool {
             K::Plan | K::TestResults | K::Review | K::Progress | K::Ledger
         )
     })
+}
+
+/// How long the engine waits for cost-control's gateway to listen before going on without it
+/// (a model call then fails on its own, with the gateway's error).
+const GATEWAY_READY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Returns once `socket` accepts a connection, or after `limit`.
+async fn wait_listening(socket: &std::path::Path, limit: std::time::Duration) {
+    let start = tokio::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if start.elapsed() >= limit {
+            tracing::warn!(socket = %socket.display(), "the model gateway is not listening yet; going on");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -161,6 +161,11 @@ impl RunGateway {
         self.root.join("socket")
     }
 
+    /// The socket cost-control's gateway listens on.
+    pub fn socket(&self) -> PathBuf {
+        self.socket_dir().join(SOCKET_NAME)
+    }
+
     fn egress_dir(&self) -> PathBuf {
         self.root.join("egress")
     }

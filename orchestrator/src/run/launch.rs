@@ -198,6 +198,11 @@ pub trait RoleLauncher: Send + Sync {
     fn overlay(&self, _role: RoleName) -> bool {
         false
     }
+    /// The run's model gateway socket, when cost-control serves one: the engine waits for it to
+    /// accept connections before any role may call a model through it.
+    fn gateway_socket(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Runs roles as plain child processes of the orchestrator (weaker mode): own process group,

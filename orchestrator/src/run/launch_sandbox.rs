@@ -354,6 +354,10 @@ impl RoleLauncher for SandboxLauncher {
         self.identity(role).map(|i| (i.uid, i.gid))
     }
 
+    fn gateway_socket(&self) -> Option<PathBuf> {
+        self.gateway.as_ref().map(RunGateway::socket)
+    }
+
     fn overlay(&self, role: RoleName) -> bool {
         self.live.contains(&Layer::Mount)
             && self
