@@ -324,20 +324,16 @@ fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
         return;
     }
     let repo = Repo::new(&prefix("w"), Some(65534));
-    let vol = repo.volume().to_string_lossy().into_owned();
-    let out = as_nobody(
-        &repo,
-        &[
-            "sandbox",
-            "exec",
-            "--role",
-            "codegen",
-            "--volume",
-            &vol,
-            "--",
-            "/bin/true",
-        ],
-    );
+    // `sandbox exec --role codegen --volume <vol> EXTRA -- ARGV` as nobody.
+    let exec_nobody = |extra: &[&str], argv: &[&str]| {
+        let vol = repo.volume().to_string_lossy().into_owned();
+        let mut args = vec!["sandbox", "exec", "--role", "codegen", "--volume", &vol];
+        args.extend(extra);
+        args.push("--");
+        args.extend(argv);
+        as_nobody(&repo, &args)
+    };
+    let out = exec_nobody(&[], &["/bin/true"]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -345,22 +341,7 @@ fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("identity: not root"));
-    let out = as_nobody(
-        &repo,
-        &[
-            "sandbox",
-            "exec",
-            "--role",
-            "codegen",
-            "--volume",
-            &vol,
-            "--allow-weaker",
-            "--json",
-            "--",
-            "/usr/bin/id",
-            "-u",
-        ],
-    );
+    let out = exec_nobody(&["--allow-weaker", "--json"], &["/usr/bin/id", "-u"]);
     assert_ran(&out);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("65534\n"));
     let r = report(&out);
@@ -371,25 +352,12 @@ fn without_root_the_weaker_mode_keeps_namespaces_landlock_and_seccomp() {
     }
     assert_eq!(status_of(&r, "identity"), "unavailable");
     assert_eq!(status_of(&r, "cgroups"), "unavailable");
-    // Again on the same volume: the work dir the first launch's volatile overlay marked (and
-    // the kernel made mode 000) is cleared for the second without any privilege.
+    // Again on the same volume: the marker the first launch's volatile overlay left (in a dir
+    // the kernel made mode 000) is set aside for the second without any privilege, and pid 1
+    // mounts the overlay itself (the helper, in a user namespace, cannot build one detached).
     let file = repo.path().join("again");
-    let again = as_nobody(
-        &repo,
-        &[
-            "sandbox",
-            "exec",
-            "--role",
-            "codegen",
-            "--volume",
-            &vol,
-            "--allow-weaker",
-            "--",
-            "/bin/sh",
-            "-c",
-            &format!("echo x > {}", file.display()),
-        ],
-    );
+    let write = format!("echo x > {}", file.display());
+    let again = exec_nobody(&["--allow-weaker"], &["/bin/sh", "-c", &write]);
     assert_ran(&again);
     assert!(repo.volume().join("upper/again").is_file());
 }

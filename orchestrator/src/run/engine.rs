@@ -704,3 +704,42 @@ async fn wait_listening(socket: &std::path::Path, limit: std::time::Duration) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wait_listening;
+    use std::time::{Duration, Instant};
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn the_gateway_wait_ends_when_the_socket_listens_and_gives_up_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("gateway.sock");
+        let t = Instant::now();
+        block_on(wait_listening(&sock, Duration::from_millis(60)));
+        assert!(
+            t.elapsed() >= Duration::from_millis(60),
+            "nothing listens: waits its limit"
+        );
+        // A listener that appears while the engine waits.
+        let path = sock.clone();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            std::os::unix::net::UnixListener::bind(path).unwrap()
+        });
+        let t = Instant::now();
+        block_on(wait_listening(&sock, Duration::from_secs(10)));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "returned once it listened"
+        );
+        drop(late.join().unwrap());
+    }
+}

@@ -13,6 +13,7 @@ pub mod early;
 mod fence;
 pub mod jail;
 pub mod launch;
+mod mount_api;
 mod mounts;
 mod premount;
 mod rlimits;

@@ -178,19 +178,13 @@ fn apply(
 ) -> Result<(), MountError> {
     let none = c("none");
     match op {
-        MountOp::Tmpfs { target, mode } => {
-            let path = under(base, target);
-            made.mkdirs(&path)?;
-            let data = c(&format!("mode={mode:o},size=64m"));
-            sys::mount(
-                &c("tmpfs"),
-                &cstr(&path)?,
-                &c("tmpfs"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some(&data),
-            )
-            .map_err(|source| MountError::Tmpfs { path, source })
-        }
+        MountOp::Tmpfs { target, mode } => tmpfs(
+            made,
+            base,
+            target,
+            &format!("mode={mode:o},size=64m"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+        ),
         MountOp::Bind {
             src,
             target,
@@ -238,20 +232,9 @@ fn apply(
             .map_err(err)
         }
         MountOp::DevTmpfs { target, nodes } => {
-            let path = under(base, target);
-            made.mkdirs(&path)?;
-            let data = c("mode=755,size=64k");
-            sys::mount(
-                &c("tmpfs"),
-                &cstr(&path)?,
-                &c("tmpfs"),
-                libc::MS_NOSUID | libc::MS_NOEXEC,
-                Some(&data),
-            )
-            .map_err(|source| MountError::Tmpfs {
-                path: path.clone(),
-                source,
-            })?;
+            // No nodev: the nodes made in it must work.
+            let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
+            tmpfs(made, base, target, "mode=755,size=64k", flags)?;
             for node in nodes {
                 device(made, base, node)?;
             }
@@ -289,6 +272,21 @@ fn apply(
             })
         }
     }
+}
+
+/// A tmpfs with options `data` at `target` inside the new root.
+fn tmpfs(
+    made: &mut Made,
+    base: &Path,
+    target: &Path,
+    data: &str,
+    flags: libc::c_ulong,
+) -> Result<(), MountError> {
+    let path = under(base, target);
+    made.mkdirs(&path)?;
+    let fs = c("tmpfs");
+    sys::mount(&fs, &cstr(&path)?, &fs, flags, Some(&c(data)))
+        .map_err(|source| MountError::Tmpfs { path, source })
 }
 
 /// The host's character device `node` at the same path in the new root: mknod, or a bind where

@@ -18,42 +18,28 @@
 //! its last fd.
 
 use std::ffi::CString;
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::mounts;
+use nix::sys::socket;
+
 use super::workslot::{self, Slot};
+use super::{mount_api, mounts, sys};
 use crate::plan::{MountOp, Plan};
 
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-/// The size of one fd in an `SCM_RIGHTS` message.
-const FD_LEN: libc::c_uint = 4;
-const _: () = assert!(std::mem::size_of::<RawFd>() == FD_LEN as usize);
+/// The longest message pid 1 accepts (a slot's path in JSON).
+const MSG_MAX: usize = 8192;
 
 /// The two ends of the channel: the helper's, pid 1's. Both close-on-exec.
 pub fn channel() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a writable array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: socketpair returned two fresh fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(socket::socketpair(
+        socket::AddressFamily::Unix,
+        socket::SockType::SeqPacket,
+        None,
+        socket::SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 /// The plan's writable overlay, if it has one: (lower layers, upper, work base).
@@ -106,161 +92,79 @@ enum Msg {
 
 /// Attaches the detached mount `mnt` at `target` (a path in the caller's mount namespace).
 pub fn attach(mnt: &OwnedFd, target: &Path) -> io::Result<()> {
-    let empty = c"";
     let to = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: mnt is a live mount fd; both strings are CStrs alive for the call.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
+    mount_api::attach(mnt, &to)
 }
 
-fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = RawFd::try_from(cvt(ret)?).map_err(io::Error::other)?;
-    // SAFETY: the syscall returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `fsopen("overlay")`, the layers, `volatile`, create, `fsmount` (nosuid, nodev).
+/// The overlay as `mounts.rs` would mount it (the layers, `volatile`, nosuid, nodev), attached
+/// nowhere.
 fn detached_overlay(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Result<OwnedFd> {
-    let fstype = c"overlay";
-    // SAFETY: fstype is a CStr alive for the call.
-    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    let fs = mount_api::fsopen(c"overlay")?;
     let (lowerdir, upperdir, workdir) = mounts::overlay_layers(lower, upper, work);
-    for (key, value) in [
-        ("lowerdir", lowerdir),
-        ("upperdir", upperdir),
-        ("workdir", workdir),
-    ] {
-        config(&fs, FSCONFIG_SET_STRING, key, Some(&value))?;
-    }
-    config(&fs, FSCONFIG_SET_FLAG, "volatile", None)?;
-    // SAFETY: fs is a live fs context fd; no key or value for this command.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    })?;
-    let attrs = super::sys::MOUNT_ATTR_NOSUID | super::sys::MOUNT_ATTR_NODEV;
-    // SAFETY: fs is a live, created fs context fd.
-    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
-}
-
-fn config(fs: &OwnedFd, cmd: libc::c_uint, key: &str, value: Option<&str>) -> io::Result<()> {
-    let key = CString::new(key).map_err(io::Error::other)?;
-    let value = value
-        .map(|v| CString::new(v).map_err(io::Error::other))
-        .transpose()?;
-    let vptr = value
-        .as_ref()
-        .map_or(std::ptr::null(), |v| v.as_ptr().cast::<libc::c_void>());
-    // SAFETY: fs is a live fs context fd; key and value are CStrs alive for the call (or null).
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            cmd,
-            key.as_ptr(),
-            vptr,
-            0,
-        )
-    })
-    .map(drop)
+    mount_api::set_string(&fs, "lowerdir", &lowerdir)?;
+    mount_api::set_string(&fs, "upperdir", &upperdir)?;
+    mount_api::set_string(&fs, "workdir", &workdir)?;
+    mount_api::set_flag(&fs, "volatile")?;
+    mount_api::create(&fs)?;
+    mount_api::fsmount(&fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
 }
 
 /// `msg` as JSON in one datagram, with `fd` attached when there is one.
 fn send_msg(sock: RawFd, msg: &Msg, fd: Option<RawFd>) -> io::Result<()> {
-    let mut body = serde_json::to_vec(msg).map_err(io::Error::other)?;
-    let mut iov = libc::iovec {
-        iov_base: body.as_mut_ptr().cast(),
-        iov_len: body.len(),
+    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    let fds: Vec<RawFd> = fd.into_iter().collect();
+    let cmsgs: Vec<socket::ControlMessage<'_>> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![socket::ControlMessage::ScmRights(&fds)]
     };
-    // u64 words keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 4];
-    // SAFETY: an all-zero msghdr is a valid empty message.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        // SAFETY: CMSG_SPACE only computes a size.
-        let space = unsafe { libc::CMSG_SPACE(FD_LEN) };
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as usize;
-        // SAFETY: msg_control points to a buffer of at least `space` bytes, so the first header
-        // and its data fit; CMSG_FIRSTHDR/CMSG_DATA stay inside it.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(FD_LEN) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        }
-    }
-    // SAFETY: msg and everything it points to are alive for the call.
-    cvt(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as libc::c_long).map(drop)
+    socket::sendmsg::<()>(
+        sock,
+        &[IoSlice::new(&body)],
+        &cmsgs,
+        socket::MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
 }
 
 /// The message [`send_msg`] sent and the fd with it, if any. `Err` on EOF (the helper is gone),
 /// a socket error or a message that does not parse.
 fn recv_msg(sock: RawFd) -> io::Result<(Msg, Option<OwnedFd>)> {
-    let mut body = vec![0u8; 8192];
-    let mut iov = libc::iovec {
-        iov_base: body.as_mut_ptr().cast(),
-        iov_len: body.len(),
-    };
-    let mut control = [0u64; 4];
-    // SAFETY: an all-zero msghdr is a valid empty message.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    let n = loop {
-        // SAFETY: msg and its buffers are alive and writable for the call.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
+    let mut body = vec![0u8; MSG_MAX];
+    let mut space = nix::cmsg_space!(RawFd);
+    let mut iov = [IoSliceMut::new(&mut body)];
+    let (n, fds) = loop {
+        match socket::recvmsg::<()>(
+            sock,
+            &mut iov,
+            Some(&mut space),
+            socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(m) => {
+                let mut fds = Vec::new();
+                for c in m.cmsgs()? {
+                    if let socket::ControlMessageOwned::ScmRights(got) = c {
+                        fds.extend(got);
+                    }
+                }
+                break (m.bytes, fds);
+            }
         }
-        break cvt(n as libc::c_long)?;
     };
-    // SAFETY: recvmsg filled msg_control with msg_controllen valid bytes; the CMSG macros walk
-    // only inside them. The fd, if any, is new in this process and owned by nothing else.
-    let fd = unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (!cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
-            .then(|| {
-                OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                    libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-                ))
-            })
-    };
+    // SAFETY: SCM_RIGHTS fds are new in this process and owned by nothing else. Any beyond the
+    // first (never sent) are closed here.
+    let owned: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    let fd = owned.into_iter().next();
     if n == 0 {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
-    let len = usize::try_from(n).map_err(io::Error::other)?;
-    let parsed = serde_json::from_slice(&body[..len]).map_err(io::Error::other)?;
+    let parsed = serde_json::from_slice(&body[..n]).map_err(io::Error::other)?;
     Ok((parsed, fd))
 }
 

@@ -17,9 +17,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 /// More concurrent writers of one volume than this is a bug, not a workload.
 const MAX_SLOTS: usize = 64;
@@ -32,7 +34,7 @@ pub const SWEEP_AT: usize = 8;
 #[derive(Debug)]
 pub struct Slot {
     pub path: PathBuf,
-    _lock: File,
+    _lock: Flock<File>,
 }
 
 /// Claims the first free slot under `base` (creating it if needed) and readies it for a mount.
@@ -44,17 +46,13 @@ pub fn claim(base: &Path) -> io::Result<Slot> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let dir = File::open(&path)?;
-        // SAFETY: flock takes an fd this function owns and an integer.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                continue;
-            }
-            return Err(e);
-        }
+        let lock = match Flock::lock(File::open(&path)?, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => continue,
+            Err((_, e)) => return Err(e.into()),
+        };
         clear_marker(&path)?;
-        return Ok(Slot { path, _lock: dir });
+        return Ok(Slot { path, _lock: lock });
     }
     Err(io::Error::other(format!(
         "all {MAX_SLOTS} overlay work dirs under {} are in use",
@@ -177,7 +175,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let slot = Slot {
             path: t.path().to_path_buf(),
-            _lock: File::open(t.path()).unwrap(),
+            _lock: Flock::lock(
+                File::open(t.path()).unwrap(),
+                FlockArg::LockExclusiveNonblock,
+            )
+            .unwrap(),
         };
         let mark = || {
             let v = t.path().join("work/incompat/volatile");
@@ -223,8 +225,7 @@ mod tests {
         let held = (0..100).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(20));
             let f = File::open(t.path().join("slot-0")).unwrap();
-            // SAFETY: as in claim.
-            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == -1 }
+            Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
         });
         assert!(held, "flock(1) took the lock");
         let got = claim(t.path()).unwrap();
