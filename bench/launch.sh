@@ -6,6 +6,9 @@
 #   3. bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true
 #   4. orchestrate sandbox exec --role planner -- /bin/true   (every layer; the repo read-only, so
 #      no writable overlay to mount: what the overlay on the volume's disk costs codegen)
+#   5. 1. again with its volume on a journaled ext4 image (what `sandbox.volume: {kind: ext4}`
+#      gives a run), loop-mounted by this script: on a journal-less ext4 (this project's CI VM)
+#      every overlay mount walks past the inodes earlier launches freed, see sandbox/src/volume_fs.rs
 # hyperfine runs under SCHED_FIFO (chrt -f 50) when it can, so other work on a busy machine does not
 # land in the figures; every command gets the same treatment. NO_CHRT=1 turns that off. The runs
 # are split into ROUNDS rounds (default 5) with the command order rotated, so a drift in the
@@ -28,6 +31,7 @@ need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v jq >/dev/null || need+=(jq)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -38,7 +42,9 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/release/orchestrate"
 
 created_users=()
 work=$(mktemp -d /var/tmp/orch-bench.XXXXXX)
+jmnt="$work/journaled"
 cleanup() {
+  if mountpoint -q "$jmnt" 2>/dev/null; then umount "$jmnt"; fi
   rm -rf "$work"
   for u in "${created_users[@]}"; do userdel "$u" 2>/dev/null || true; groupdel "$u" 2>/dev/null || true; done
 }
@@ -52,6 +58,16 @@ for role in codegen planner; do
 done
 chmod 755 "$work"
 vol="$work/vol"
+# The same volume layout on a journaled ext4 image (loop device detached by umount: autoclear).
+truncate -s 1G "$work/journaled.img"
+mkfs.ext4 -q -F "$work/journaled.img"
+mkdir "$jmnt"
+mount -o loop "$work/journaled.img" "$jmnt"
+chmod 755 "$jmnt"
+jvol="$jmnt/vol"
+src=$(findmnt -n -o SOURCE -T "$work")
+journal=$(cat "/sys/fs/ext4/$(basename "$src")/journal_task" 2>/dev/null || echo "?")
+echo "default volume: $(findmnt -n -o FSTYPE -T "$work") on $src (ext4 journal_task: $journal; <none> = no journal)"
 jail="$bin --repo $repo sandbox exec --role codegen --volume $vol -- /bin/true"
 # The first launch materialises the run's base commit into the volume (once per run, as in a run).
 $jail
@@ -64,21 +80,24 @@ rt=()
 if [ -z "${NO_CHRT:-}" ] && chrt -f 50 true 2>/dev/null; then rt=(chrt -f 50); fi
 planner="$bin --repo $repo sandbox exec --role planner --volume $vol -- /bin/true"
 $planner
+jjail="$bin --repo $repo sandbox exec --role codegen --volume $jvol -- /bin/true"
+$jjail
 # The host's speed drifts over tens of seconds on a shared VM, and hyperfine runs each command's
 # runs back to back: so the runs are split into ROUNDS rounds (default 5), each running every
 # command, with the order rotated from round to round; the figures pool every round's runs.
 rounds=${ROUNDS:-5}
 per=$(( (runs + rounds - 1) / rounds ))
 names=("orchestrate sandbox exec (all layers)" "fork+exec /bin/true" "bwrap --unshare-all"
-  "orchestrate sandbox exec --role planner (all layers, repo read-only)")
+  "orchestrate sandbox exec --role planner (all layers, repo read-only)"
+  "orchestrate sandbox exec (all layers, volume on journaled ext4)")
 cmds=("$jail" "/bin/true"
   "bwrap --unshare-all --die-with-parent --ro-bind / / --tmpfs /tmp --proc /proc --dev /dev /bin/true"
-  "$planner")
+  "$planner" "$jjail")
 rm -f "$out"/launch-round-*.json
 for r in $(seq 1 "$rounds"); do
   args=()
-  for k in 0 1 2 3; do
-    i=$(( (k + r - 1) % 4 ))
+  for k in 0 1 2 3 4; do
+    i=$(( (k + r - 1) % 5 ))
     args+=(-n "${names[$i]}" "${cmds[$i]}")
   done
   "${rt[@]}" hyperfine -N --style none --warmup 10 --runs "$per" \

@@ -401,6 +401,18 @@ fn doctor_tells_the_truth_as_root_and_without_root() {
     assert_eq!(row(&doc, "cgroups")["available"], true, "{doc}");
     assert_eq!(doc["mode"], "full", "{doc}");
     assert_eq!(out.status.code(), Some(0));
+    // The directory volume's filesystem is named, and a journal-less ext4 (slow overlay
+    // mounts) is warned about, never silently.
+    let fs = &doc["volume"]["filesystem"];
+    assert!(
+        fs["fs_type"].as_str().is_some_and(|t| t != "unknown"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["volume"]["warning"].is_string(),
+        fs["fs_type"] == "ext4" && fs["journal"] == false,
+        "{doc}"
+    );
     // A role whose user is missing is named.
     let missing = Repo::new(&prefix("m"), None);
     let out = Command::new(orchestrate())

@@ -18,3 +18,4 @@ pub mod setup;
 pub mod volume;
 #[cfg(target_os = "linux")]
 pub mod volume_ext4;
+pub mod volume_fs;

@@ -225,3 +225,50 @@ fn sizes_outside_the_limits_and_an_existing_image_are_refused_before_anything_is
     assert_eq!(fs::read(place.image()).unwrap(), b"someone's file");
     place.assert_clean();
 }
+
+/// `doctor`'s volume-speed warning rests on this probe: a fresh image made by `Ext4Volume`
+/// (mkfs.ext4's defaults: a journal) is told apart from one made without a journal, by the
+/// device the kernel names for each mount.
+#[test]
+fn the_filesystem_probe_tells_a_journaled_ext4_from_a_journal_less_one() {
+    use orchestrate_sandbox::volume_fs;
+    require_root_and_loop!();
+    let journaled = Place::new();
+    let plain = Place::new();
+    {
+        let vol = Ext4Volume::create(&journaled.image(), 16, &journaled.mnt(), None).unwrap();
+        let fs = volume_fs::probe(&vol.path().join("runs/R/volume"));
+        assert_eq!(fs.fs_type, "ext4");
+        assert!(
+            vol.device().ends_with(fs.device.as_deref().unwrap()),
+            "{fs:?} vs {:?}",
+            vol.device()
+        );
+        assert_eq!(fs.journal, Some(true), "{fs:?}");
+        assert!(!fs.slow_overlay_mounts());
+        vol.destroy().unwrap();
+    }
+    journaled.assert_clean();
+    {
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(plain.image())
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-O", "^has_journal"])
+            .arg(plain.image())
+            .status()
+            .unwrap();
+        assert!(mkfs.success());
+        let vol = Ext4Volume::mount(&plain.image(), &plain.mnt(), None).unwrap();
+        let fs = volume_fs::probe(vol.path());
+        assert_eq!((fs.fs_type.as_str(), fs.journal), ("ext4", Some(false)));
+        assert!(fs.slow_overlay_mounts());
+        vol.destroy().unwrap();
+    }
+    plain.assert_clean();
+}
