@@ -13,6 +13,8 @@
 # land in the figures; every command gets the same treatment. NO_CHRT=1 turns that off. The runs
 # are split into ROUNDS rounds (default 5) with the command order rotated, so a drift in the
 # host's speed lands on every command alike.
+# PACE=S sleeps S seconds before every launch (hyperfine --prepare): launches at the rate of a
+# real run instead of back to back (the journal-less ext4 cost above grows with the rate).
 # Prints median and p95 of each; the raw figures go to bench/out/launch.json.
 # Needs root (per-role users, cgroups). Idempotent: installs hyperfine/bubblewrap only if missing,
 # creates the role user orch-codegen only if missing (and then removes it again on exit).
@@ -100,7 +102,7 @@ for r in $(seq 1 "$rounds"); do
     i=$(( (k + r - 1) % 5 ))
     args+=(-n "${names[$i]}" "${cmds[$i]}")
   done
-  "${rt[@]}" hyperfine -N --style none --warmup 10 --runs "$per" \
+  "${rt[@]}" hyperfine -N --style none --warmup 10 --runs "$per" ${PACE:+--prepare "sleep $PACE"} \
     --export-json "$out/launch-round-$r.json" "${args[@]}" >/dev/null
 done
 jq -s '{rounds: length, results: ([.[].results[]] | group_by(.command)

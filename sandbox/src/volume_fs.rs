@@ -2,15 +2,22 @@
 //! launch's writable overlay slow.
 //!
 //! Each launch of a role that writes `{repo}` mounts an overlay whose upper and work dirs are on
-//! the volume. overlayfs's mount makes and removes about five inodes in the work dir (it
-//! recreates `work/work`, probes O_TMPFILE, RENAME_WHITEOUT and the `volatile` marker). On ext4
-//! *without a journal* the kernel will not hand out an inode freed in the last 30 seconds (or one
-//! whose inode-table block is still dirty): `find_inode_bit` walks past every such inode one
-//! buffer lookup at a time (`recently_deleted` in fs/ext4/ialloc.c). So on a journal-less ext4
-//! the overlay's mount cost grows with how many launches happened in the last half minute:
-//! measured on this project's CI host, 3000 back-to-back overlay mounts took 2.2 ms each (median)
-//! on its journal-less root against 0.19 ms on a journaled ext4 image of the same disk.
-//! `orchestrate doctor` reports it; the `ext4` volume kind (an image with a journal) avoids it.
+//! the volume. overlayfs's mount removes and remakes its `work/work` dir, probes O_TMPFILE and
+//! RENAME_WHITEOUT with throwaway inodes, and makes the `volatile` marker's three dirs (set aside
+//! and removed by later launches, see `linux/workslot.rs`): about seven inodes and four directory
+//! blocks made and freed per launch. Two things make that slow on ext4 *without a journal*:
+//!
+//! - the kernel will not hand out an inode freed in the last 30 seconds (or one whose
+//!   inode-table block is still dirty): `find_inode_bit` walks past every such inode one buffer
+//!   lookup at a time (`recently_deleted` in fs/ext4/ialloc.c), so the mount costs more the more
+//!   launches happened in the last half minute;
+//! - with online `discard`, a freed block is discarded synchronously by the `rmdir` that frees it
+//!   (a journal would batch the discards at commit).
+//!
+//! Measured on this project's CI host (its root is such a filesystem): 3000 back-to-back overlay
+//! mounts took 2.2 ms each (median) there against 0.19 ms on a journaled ext4 image of the same
+//! disk; one `rmdir` 0.08–0.26 ms against 0.02–0.035 ms. `orchestrate doctor` reports it; the
+//! `ext4` volume kind (an image with a journal) avoids it.
 
 use std::path::Path;
 
@@ -26,6 +33,8 @@ pub struct VolumeFs {
     /// For ext4: whether it has a journal (`/sys/fs/ext4/<dev>/journal_task`); None elsewhere
     /// or when the kernel does not say.
     pub journal: Option<bool>,
+    /// Mounted with online `discard` (every freed block discarded as it is freed).
+    pub discard: bool,
 }
 
 impl VolumeFs {
@@ -65,10 +74,14 @@ fn probe_with(path: &Path, mountinfo: &str, sys: &Path) -> VolumeFs {
             fs_type: "unknown".to_owned(),
             device: None,
             journal: None,
+            discard: false,
         };
     };
     let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let fs_type = fs_type_of(mountinfo, major, minor).unwrap_or_else(|| "unknown".to_owned());
+    let (fs_type, discard) = match mount_of(mountinfo, major, minor) {
+        Some((t, opts)) => (t.to_owned(), opts.split(',').any(|o| o == "discard")),
+        None => ("unknown".to_owned(), false),
+    };
     // /sys/dev/block/M:m links to the device's directory, named for the device.
     let device = std::fs::read_link(sys.join(format!("dev/block/{major}:{minor}")))
         .ok()
@@ -85,21 +98,23 @@ fn probe_with(path: &Path, mountinfo: &str, sys: &Path) -> VolumeFs {
         fs_type,
         device,
         journal,
+        discard,
     }
 }
 
-/// The filesystem type of the mount with device `major:minor` (mountinfo field 3, and the
-/// field after the ` - ` separator).
+/// The filesystem type and super options of the mount with device `major:minor` (mountinfo
+/// field 3; after the ` - ` separator: type, source, super options).
 #[cfg(target_os = "linux")]
-fn fs_type_of(mountinfo: &str, major: u32, minor: u32) -> Option<String> {
+fn mount_of(mountinfo: &str, major: u32, minor: u32) -> Option<(&str, &str)> {
     let want = format!("{major}:{minor}");
     mountinfo.lines().find_map(|line| {
-        let mut fields = line.split(' ');
-        if fields.nth(2)? != want {
+        if line.split(' ').nth(2)? != want {
             return None;
         }
         let (_, after) = line.split_once(" - ")?;
-        after.split(' ').next().map(str::to_owned)
+        let mut f = after.split(' ');
+        let fs_type = f.next()?;
+        Some((fs_type, f.nth(1).unwrap_or("")))
     })
 }
 
@@ -115,10 +130,10 @@ mod tests {
 ";
 
     #[test]
-    fn the_mount_with_the_device_number_names_the_type() {
-        assert_eq!(fs_type_of(MOUNTINFO, 254, 0).as_deref(), Some("ext4"));
-        assert_eq!(fs_type_of(MOUNTINFO, 0, 25).as_deref(), Some("tmpfs"));
-        assert_eq!(fs_type_of(MOUNTINFO, 7, 1), None);
+    fn the_mount_with_the_device_number_names_the_type_and_options() {
+        assert_eq!(mount_of(MOUNTINFO, 254, 0), Some(("ext4", "rw,discard")));
+        assert_eq!(mount_of(MOUNTINFO, 0, 25), Some(("tmpfs", "rw")));
+        assert_eq!(mount_of(MOUNTINFO, 7, 1), None);
     }
 
     #[test]
@@ -127,6 +142,7 @@ mod tests {
             fs_type: t.to_owned(),
             device: Some("vda".to_owned()),
             journal: j,
+            discard: true,
         };
         assert!(fs("ext4", Some(false)).slow_overlay_mounts());
         assert!(!fs("ext4", Some(true)).slow_overlay_mounts());
@@ -160,11 +176,12 @@ mod tests {
         )
         .unwrap();
         std::fs::create_dir_all(sys.join("fs/ext4/vdz")).unwrap();
-        let info = format!("22 1 {major}:{minor} / / rw - ext4 /dev/vdz rw\n");
+        let info = format!("22 1 {major}:{minor} / / rw - ext4 /dev/vdz rw,discard\n");
         std::fs::write(sys.join("fs/ext4/vdz/journal_task"), "<none>\n").unwrap();
         let fs = probe_with(t.path(), &info, &sys);
         assert_eq!(fs.device.as_deref(), Some("vdz"));
         assert_eq!(fs.journal, Some(false));
+        assert!(fs.discard);
         assert!(fs.slow_overlay_mounts());
         std::fs::write(sys.join("fs/ext4/vdz/journal_task"), "20119\n").unwrap();
         assert_eq!(probe_with(t.path(), &info, &sys).journal, Some(true));

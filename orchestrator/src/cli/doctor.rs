@@ -129,12 +129,18 @@ pub fn volume_row(
     if settings.kind == VolumeKind::Directory {
         let warning = fs.as_ref().filter(|f| f.slow_overlay_mounts()).map(|f| {
             format!(
-                "the state dir is on ext4 without a journal ({}): the kernel keeps inodes freed \
-                 in the last 30 s out of reuse, so each launch of a role that writes {{repo}} \
-                 walks past the ones earlier launches freed; launches slow down as they come \
-                 faster (about 1 ms at tens per second). `sandbox.volume: {{kind: ext4}}` \
-                 (an image with a journal) avoids it",
-                f.device.as_deref().unwrap_or("?")
+                "the state dir is on ext4 without a journal ({}{}): each launch of a role that \
+                 writes {{repo}} makes and frees a few inodes and directory blocks for its \
+                 overlay, and such a filesystem keeps freed inodes out of reuse for 30 s{}, so \
+                 launches slow down as they come faster (about 1-2 ms at tens per second). \
+                 `sandbox.volume: {{kind: ext4}}` (an image with a journal) avoids it",
+                f.device.as_deref().unwrap_or("?"),
+                if f.discard { ", online discard" } else { "" },
+                if f.discard {
+                    " and discards every freed block as it is freed"
+                } else {
+                    ""
+                },
             )
         });
         return VolumeRow {
@@ -363,12 +369,13 @@ mod tests {
             fs_type: "ext4".to_owned(),
             device: Some("vda".to_owned()),
             journal: Some(journal),
+            discard: true,
         };
         let slow = volume_row(dir, true, Some(fs(false)));
         assert!(slow.available, "speed is not containment");
         let w = slow.warning.unwrap();
         assert!(
-            w.contains("without a journal (vda)") && w.contains("kind: ext4"),
+            w.contains("without a journal (vda, online discard)") && w.contains("kind: ext4"),
             "{w}"
         );
         assert_eq!(volume_row(dir, true, Some(fs(true))).warning, None);
