@@ -3,7 +3,6 @@
 //! [`RoleSpec`]/[`SandboxSpec`] (plain data, so this crate needs no YAML) and calls [`exec`].
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 pub use crate::linux::early::Early;
@@ -78,32 +77,16 @@ pub enum ExecError {
     Launch(#[from] LaunchError),
 }
 
-/// uid/gid of an OS user, if it exists.
+/// uid/gid of an OS user, if it exists (a failed lookup counts as absent: the launch then
+/// refuses with `NoUser`).
 pub fn lookup_user(name: &str) -> Option<Identity> {
-    let c = CString::new(name).ok()?;
-    let mut pwd = std::mem::MaybeUninit::<libc::passwd>::zeroed();
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to live, writable memory of the right size; getpwnam_r is
-    // the thread-safe variant.
-    let r = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            pwd.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if r != 0 || out.is_null() {
-        return None;
-    }
-    // SAFETY: getpwnam_r returned 0 with a non-null result, so pwd is filled in.
-    let pwd = unsafe { pwd.assume_init() };
-    Some(Identity {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
+    crate::setup::lookup_user(name)
+        .ok()
+        .flatten()
+        .map(|a| Identity {
+            uid: a.uid,
+            gid: a.gid,
+        })
 }
 
 fn resolve(
