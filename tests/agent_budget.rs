@@ -19,37 +19,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use agents::gateway::scripted::{Output as Item, ScriptedServer, Turn};
 use agents::gateway::tls_front::TlsFront;
-use base64::Engine as _;
-use support::{bin_dir, copy_dir, example, git, project_roles, text};
+use support::{bin_dir, project_roles, text, Workspace};
 
 const KEY: &str = "sk-test-UPSTREAM-budget-5d1e-never-in-a-role";
-
-/// The FR-12 change as the recorded session makes it, as shell commands (run in the work tree).
-fn fr12_script(repo: &Path) -> String {
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(example().join("sessions/FR-12.json")).unwrap())
-            .unwrap();
-    let b64 = |c: &str| base64::engine::general_purpose::STANDARD.encode(c);
-    let mut cmd = String::new();
-    for step in s["iterations"][0]["steps"].as_array().unwrap() {
-        let path = step["path"].as_str().unwrap_or_default();
-        let content = match step["op"].as_str().unwrap() {
-            "write" => step["content"].as_str().unwrap().to_owned(),
-            "patch" => std::fs::read_to_string(repo.join(path)).unwrap().replace(
-                step["find"].as_str().unwrap(),
-                step["replace"].as_str().unwrap(),
-            ),
-            _ => continue,
-        };
-        cmd.push_str(&format!("echo {} | base64 -d > {path}\n", b64(&content)));
-    }
-    cmd
-}
 
 /// The "agent": one Chat Completions request per iteration through the relay; the FR-12 change
 /// when the model says so. Its `max_tokens` makes each request's estimate 0.2 USD: after the
@@ -63,7 +40,7 @@ case "$r" in
 {}echo "agent: FR-12 written" >&2;;
 esac
 "#,
-        fr12_script(repo)
+        support::fr12_writes(repo).join("\n") + "\n"
     )
 }
 
@@ -124,10 +101,8 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A textkit copy whose codegen is the bash agent, `orchestrate setup` done for its state
 /// directory (per-test users, removed on drop), the scripted server behind the gateway.
 struct Fixture {
-    tmp: tempfile::TempDir,
-    repo: PathBuf,
-    state: PathBuf,
-    bins: PathBuf,
+    // Dropped first: `setup --remove` runs while the directory still exists.
+    ws: Workspace,
     server: ScriptedServer,
     _front: Option<TlsFront>,
     _rt: tokio::runtime::Runtime,
@@ -153,15 +128,7 @@ impl Fixture {
         }
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let tmp = tempfile::Builder::new()
-            .prefix("orch-agent-budget")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let repo = tmp.path().join("textkit");
-        let state = tmp.path().join("state");
-        let key_file = tmp.path().join("upstream.key");
-        copy_dir(&example(), &repo);
-        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let mut ws = Workspace::new("orch-agent-budget", bins, KEY);
         let server = rt
             .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
             .unwrap();
@@ -169,66 +136,40 @@ impl Fixture {
             Via::Http => (server.base_url().to_owned(), None, None),
             Via::Https | Via::HttpsWithoutCa => {
                 let (ca_pem, front) = rt.block_on(tls_front(&server));
-                let ca = tmp.path().join("private-ca.pem");
+                let ca = ws.tmp.path().join("private-ca.pem");
                 std::fs::write(&ca, ca_pem).unwrap();
                 let url = format!("https://localhost:{}/v1", front.addr().port());
                 let ca = matches!(via, Via::Https).then_some(ca);
                 (url, ca, Some(front))
             }
         };
-        let tag = format!(
-            "{:03x}{}",
-            std::process::id() & 0xfff,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                % 10
+        let roles = roles_yaml(
+            &support::user_tag(),
+            &base_url,
+            &ws.key_file,
+            ca_file.as_deref(),
+            &ws.repo,
         );
-        std::fs::write(
-            repo.join("roles.yaml"),
-            roles_yaml(&tag, &base_url, &key_file, ca_file.as_deref(), &repo),
-        )
-        .unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-qm", "base"]);
-        let f = Self {
-            tmp,
-            repo,
-            state,
-            bins,
+        ws.commit_and_set_up(&roles);
+        Some(Self {
+            ws,
             server,
             _front: front,
             _rt: rt,
             _serial: serial,
-        };
-        let out = f.orchestrate(&["setup"]);
-        assert!(out.status.success(), "setup: {}", text(&out));
-        Some(f)
+        })
     }
 
     fn orchestrate(&self, args: &[&str]) -> Output {
-        Command::new(self.bins.join("orchestrate"))
-            .arg("--repo")
-            .arg(&self.repo)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        self.ws.orchestrate(args)
     }
 
     fn run_id(&self) -> String {
-        let st = self.orchestrate(&["status", "--json"]);
-        let runs: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-        runs[0]["run_id"].as_str().unwrap().to_owned()
+        self.ws.newest_run_id()
     }
 
     fn run_dir(&self) -> PathBuf {
-        self.state.join("runs").join(self.run_id())
+        self.ws.newest_run_dir()
     }
 
     fn status(&self) -> String {
@@ -251,15 +192,7 @@ impl Fixture {
 
     /// Output, role logs and requests seen, for messages.
     fn context(&self, out: &Output) -> String {
-        let dir = self.run_dir();
-        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
-        format!(
-            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
-            text(out),
-            read("codegen.log"),
-            read("cost-control.log"),
-            self.server.seen().len()
-        )
+        self.ws.context(out, self.server.seen().len())
     }
 
     /// Start FR-12 and expect the pause at 92 %.
@@ -275,30 +208,12 @@ impl Fixture {
 
     /// The body of cost-control's last signed ledger.
     fn ledger(&self) -> serde_json::Value {
-        let env: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(self.run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
-        )
-        .unwrap();
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap();
-        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-        st["predicate"]["body"].clone()
+        self.ws.newest_ledger()
     }
 
     fn manifest(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.run_dir().join("manifest.json")).unwrap())
             .unwrap()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let out = self.orchestrate(&["setup", "--remove"]);
-        if !out.status.success() {
-            eprintln!("setup --remove failed: {}", text(&out));
-        }
-        let _ = &self.tmp;
     }
 }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use agents::gateway::scripted::{Output as Item, ScriptedServer, Turn};
 use base64::Engine as _;
-use support::{bin_dir, copy_dir, example, git, project_roles, text};
+use support::{bin_dir, git, project_roles, text, Workspace};
 
 const KEY: &str = "sk-test-UPSTREAM-7f3a9c-never-in-a-role";
 
@@ -96,25 +96,10 @@ fn roles_yaml(tag: &str, base_url: &str, key_file: &Path, o: Opts) -> String {
 
 /// The FR-12 change as the recorded session makes it, as one shell command.
 fn fr12_script(repo: &Path) -> String {
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(example().join("sessions/FR-12.json")).unwrap())
-            .unwrap();
-    let b64 = |c: &str| base64::engine::general_purpose::STANDARD.encode(c);
-    let mut cmd = String::from("set -e; ");
-    for step in s["iterations"][0]["steps"].as_array().unwrap() {
-        let path = step["path"].as_str().unwrap_or_default();
-        let content = match step["op"].as_str().unwrap() {
-            "write" => step["content"].as_str().unwrap().to_owned(),
-            "patch" => std::fs::read_to_string(repo.join(path)).unwrap().replace(
-                step["find"].as_str().unwrap(),
-                step["replace"].as_str().unwrap(),
-            ),
-            _ => continue,
-        };
-        cmd.push_str(&format!("echo {} | base64 -d > {path}; ", b64(&content)));
-    }
-    cmd.push_str("echo FR-12 written");
-    cmd
+    format!(
+        "set -e; {}; echo FR-12 written",
+        support::fr12_writes(repo).join("; ")
+    )
 }
 
 /// A probe script: each line `PROBE <what>: ALLOWED` or `PROBE <what>: DENIED <error text>`.
@@ -161,38 +146,6 @@ fn exec_turn(call: &str, cmd: &str) -> Turn {
     }
 }
 
-struct Setup {
-    tmp: tempfile::TempDir,
-    repo: PathBuf,
-    state: PathBuf,
-    bins: PathBuf,
-}
-
-impl Setup {
-    fn orchestrate(&self, args: &[&str]) -> Output {
-        Command::new(self.bins.join("orchestrate"))
-            .arg("--repo")
-            .arg(&self.repo)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = self.orchestrate(&["setup", "--remove"]);
-        if !out.status.success() {
-            eprintln!("setup --remove failed: {}", text(&out));
-        }
-        let _ = &self.tmp;
-    }
-}
-
 fn message_turn(text: &str, input_tokens: u64) -> Turn {
     Turn {
         output: vec![Item::Message { text: text.into() }],
@@ -211,23 +164,15 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// removed on drop).
 struct Fixture {
     // Dropped first: `setup --remove` runs while the directory still exists.
-    s: Setup,
+    s: Workspace,
     server: ScriptedServer,
-    rt: tokio::runtime::Runtime,
-    key_file: PathBuf,
+    _rt: tokio::runtime::Runtime,
     _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-/// What the scripted conversation may refer to.
-struct Paths {
-    repo: PathBuf,
-    state: PathBuf,
-    key_file: PathBuf,
 }
 
 impl Fixture {
     /// `None` (after printing why) when this host cannot run the test.
-    fn new(script: impl FnOnce(&Paths) -> Vec<Turn>, o: Opts) -> Option<Self> {
+    fn new(script: impl FnOnce(&Workspace) -> Vec<Turn>, o: Opts) -> Option<Self> {
         let bins = bin_dir();
         if let Some(why) = skip_reason(&bins) {
             eprintln!("SKIP: {why}");
@@ -235,95 +180,33 @@ impl Fixture {
         }
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let tmp = tempfile::Builder::new()
-            .prefix("orch-agent-codex")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let paths = Paths {
-            repo: tmp.path().join("textkit"),
-            state: tmp.path().join("state"),
-            key_file: tmp.path().join("upstream.key"),
-        };
-        copy_dir(&example(), &paths.repo);
-        std::fs::write(&paths.key_file, format!("{KEY}\n")).unwrap();
-        let turns = script(&paths);
+        let mut s = Workspace::new("orch-agent-codex", bins, KEY);
+        let turns = script(&s);
         let server = rt
             .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
             .unwrap();
-        let tag = format!(
-            "{:03x}{}",
-            std::process::id() & 0xfff,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                % 10
-        );
-        std::fs::write(
-            paths.repo.join("roles.yaml"),
-            roles_yaml(&tag, server.base_url(), &paths.key_file, o),
-        )
-        .unwrap();
-        git(&paths.repo, &["init", "-q", "-b", "main"]);
-        git(&paths.repo, &["add", "-A"]);
-        git(&paths.repo, &["commit", "-qm", "base"]);
-        let s = Setup {
-            tmp,
-            repo: paths.repo,
-            state: paths.state,
-            bins,
-        };
-        let out = s.orchestrate(&["setup"]);
-        assert!(out.status.success(), "setup: {}", text(&out));
+        let roles = roles_yaml(&support::user_tag(), server.base_url(), &s.key_file, o);
+        s.commit_and_set_up(&roles);
         Some(Self {
             s,
             server,
-            rt,
-            key_file: paths.key_file,
+            _rt: rt,
             _serial: serial,
         })
     }
 
     fn newest_run_dir(&self) -> PathBuf {
-        let st = self.s.orchestrate(&["status", "--json"]);
-        let runs: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-        self.s
-            .state
-            .join("runs")
-            .join(runs[0]["run_id"].as_str().unwrap())
+        self.s.newest_run_dir()
     }
 
     /// The run's output, the role logs and the number of model requests, for messages.
     fn context(&self, out: &Output) -> String {
-        let dir = self.newest_run_dir();
-        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
-        format!(
-            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
-            text(out),
-            read("codegen.log"),
-            read("cost-control.log"),
-            self.server.seen().len()
-        )
+        self.s.context(out, self.server.seen().len())
     }
 
     /// The body of cost-control's last signed ledger.
     fn ledger(&self) -> serde_json::Value {
-        let env: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(self.newest_run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
-        )
-        .unwrap();
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap();
-        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-        st["predicate"]["body"].clone()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = &self.key_file;
-        let _ = &self.rt;
+        self.s.newest_ledger()
     }
 }
 
@@ -371,7 +254,7 @@ struct Probe {
 }
 
 impl Probe {
-    fn new(p: &Paths) -> Self {
+    fn new(p: &Workspace) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let host_port = listener.local_addr().unwrap().to_string();
@@ -428,7 +311,7 @@ impl Probe {
     }
 }
 
-fn probe_and_fr12(probe: &Probe, p: &Paths) -> Vec<Turn> {
+fn probe_and_fr12(probe: &Probe, p: &Workspace) -> Vec<Turn> {
     vec![
         exec_turn("call_probe", &probe.script()),
         exec_turn("call_fr12", &fr12_script(&p.repo)),
@@ -548,7 +431,7 @@ fn codex_confined_as_codegen_implements_fr12_through_the_gateway_and_staging_is_
     assert!(body["tokens_in"].as_u64().unwrap() >= 36_500, "{body}");
     assert!(body["spent_usd"].as_f64().unwrap() > 0.0, "{body}");
     // The key file was handed to cost-control's user alone.
-    let meta = std::fs::metadata(&f.key_file).unwrap();
+    let meta = std::fs::metadata(&f.s.key_file).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o400);
     assert_ne!(meta.uid(), 0, "the key file still belongs to root");
 }
@@ -598,7 +481,7 @@ fn the_twin_with_every_layer_off_lets_the_same_probes_through() {
 
 /// Iteration 1: Codex answers without changing anything, at a price that puts the run at
 /// `pct` % of its 2 USD; iteration 2 (if any): it writes FR-12 cheaply.
-fn budget_script(p: &Paths, first_turn_tokens: u64) -> Vec<Turn> {
+fn budget_script(p: &Workspace, first_turn_tokens: u64) -> Vec<Turn> {
     let mut fr12 = exec_turn("call_fr12", &fr12_script(&p.repo));
     fr12.input_tokens = 1_000;
     fr12.output_tokens = 10;

@@ -23,13 +23,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use agents::gateway::scripted::{Output as Item, ScriptedServer, Turn};
-use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{bin_dir, copy_dir, example, git, project_roles, text};
+use support::{bin_dir, example, git, project_roles, text, Workspace};
 
 const KEY: &str = "sk-test-UPSTREAM-llm-51c2-never-in-a-role";
 const MODEL: &str = "gpt-test-llm";
@@ -194,43 +193,11 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Fixture {
     // Dropped first: `setup --remove` runs while the directory still exists.
-    setup: Setup,
+    setup: Workspace,
     server: ScriptedServer,
     _rt: tokio::runtime::Runtime,
     links: Links,
     _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-struct Setup {
-    tmp: tempfile::TempDir,
-    repo: PathBuf,
-    state: PathBuf,
-    bins: PathBuf,
-}
-
-impl Setup {
-    fn orchestrate(&self, args: &[&str]) -> Output {
-        Command::new(self.bins.join("orchestrate"))
-            .arg("--repo")
-            .arg(&self.repo)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = self.orchestrate(&["setup", "--remove"]);
-        if !out.status.success() {
-            eprintln!("setup --remove failed: {}", text(&out));
-        }
-        let _ = &self.tmp;
-    }
 }
 
 impl Fixture {
@@ -243,56 +210,24 @@ impl Fixture {
         }
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Runtime::new().unwrap();
-        // Not under /tmp: a state directory there leaves the mount layer out.
-        let tmp = tempfile::Builder::new()
-            .prefix("orch-agent-llm")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let repo = tmp.path().join("textkit");
-        let state = tmp.path().join("state");
-        let key_file = tmp.path().join("upstream.key");
-        copy_dir(&example(), &repo);
-        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let mut setup = Workspace::new("orch-agent-llm", bins, KEY);
         let links = Links {
             shadow: PathBuf::from("/etc/shadow"),
-            key: state.join("keys/planner/ed25519.key"),
-            escape: tmp.path().join("escape.txt"),
+            key: setup.state.join("keys/planner/ed25519.key"),
+            escape: setup.tmp.path().join("escape.txt"),
         };
         for (name, target) in [
             ("link-shadow", &links.shadow),
             ("link-key", &links.key),
             ("link-escape", &links.escape),
         ] {
-            std::os::unix::fs::symlink(target, repo.join(name)).unwrap();
+            std::os::unix::fs::symlink(target, setup.repo.join(name)).unwrap();
         }
         let server = rt
             .block_on(ScriptedServer::start_tcp(turns, Duration::from_secs(900)))
             .unwrap();
-        let tag = format!(
-            "{:03x}{}",
-            std::process::id() & 0xfff,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                % 10
-        );
-        std::fs::write(
-            repo.join("roles.yaml"),
-            roles_yaml(&tag, server.base_url(), &key_file),
-        )
-        .unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-qm", "base"]);
-        let setup = Setup {
-            tmp,
-            repo,
-            state,
-            bins,
-        };
-        let out = setup.orchestrate(&["setup"]);
-        assert!(out.status.success(), "setup: {}", text(&out));
+        let roles = roles_yaml(&support::user_tag(), server.base_url(), &setup.key_file);
+        setup.commit_and_set_up(&roles);
         Some(Self {
             setup,
             server,
@@ -303,37 +238,16 @@ impl Fixture {
     }
 
     fn newest_run_dir(&self) -> PathBuf {
-        let st = self.setup.orchestrate(&["status", "--json"]);
-        let runs: Value = serde_json::from_slice(&st.stdout).unwrap();
-        self.setup
-            .state
-            .join("runs")
-            .join(runs[0]["run_id"].as_str().unwrap())
+        self.setup.newest_run_dir()
     }
 
     fn context(&self, out: &Output) -> String {
-        let dir = self.newest_run_dir();
-        let read = |r: &str| std::fs::read_to_string(dir.join("logs").join(r)).unwrap_or_default();
-        format!(
-            "{}\n--- codegen.log ---\n{}\n--- cost-control.log ---\n{}\n--- {} request(s) seen",
-            text(out),
-            read("codegen.log"),
-            read("cost-control.log"),
-            self.server.seen().len()
-        )
+        self.setup.context(out, self.server.seen().len())
     }
 
     /// The body of cost-control's last signed ledger.
     fn ledger(&self) -> Value {
-        let env: Value = serde_json::from_slice(
-            &std::fs::read(self.newest_run_dir().join("artifacts/ledger.dsse.json")).unwrap(),
-        )
-        .unwrap();
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap();
-        let st: Value = serde_json::from_slice(&payload).unwrap();
-        st["predicate"]["body"].clone()
+        self.setup.newest_ledger()
     }
 
     /// The tool results the model saw, by call id, over every request.

@@ -77,16 +77,7 @@ impl Contained {
     }
 
     fn orchestrate(&self, args: &[&str]) -> Output {
-        Command::new(self.bins.join("orchestrate"))
-            .arg("--repo")
-            .arg(&self.repo)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .env("ORCHESTRATE_AGENT", self.bins.join("orchestrate-agent"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        support::orchestrate(&self.bins, &self.repo, &self.state, args)
     }
 
     /// The recorded FR-12 session with `probes` attempted first in iteration 1.
