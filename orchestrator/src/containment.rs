@@ -32,6 +32,7 @@ pub fn role_spec(roles: &RolesFile, role: RoleName) -> Option<(RoleSpec, Sandbox
             .sandbox
             .require
             .iter()
+            // Same names on both sides (tested below): none is dropped here.
             .filter_map(|l| Layer::parse(l.as_str()))
             .collect(),
         system_read: roles
@@ -58,4 +59,25 @@ pub fn toolchain_dirs() -> Vec<PathBuf> {
         .flatten()
         .filter(|p| p.is_absolute() && p.is_dir())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The jail crate keeps its own `Layer` (it does not depend on the contracts crate); this
+    /// module, doctor and `--layer-off` map between the two by name, so the names must agree
+    /// or a required layer would silently drop out of `require`.
+    #[test]
+    fn the_contract_and_the_jail_name_the_same_layers_in_the_same_order() {
+        let contract: Vec<&str> = protocol::roles::Layer::ALL
+            .iter()
+            .map(|l| l.as_str())
+            .collect();
+        let jail: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
+        assert_eq!(contract, jail);
+        for l in protocol::roles::Layer::ALL {
+            assert_eq!(Layer::parse(l.as_str()).map(Layer::name), Some(l.as_str()));
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! ```text
 //! <vol>/lower            the run's base tree, materialised once per volume, owned by the writer role
 //! <vol>/upper            the repo overlay's upper layer: this IS the run's diff
-//! <vol>/work             overlayfs work dir (same filesystem as upper)
+//! <vol>/work             overlayfs work dirs (same filesystem as upper): slot-N, one per
+//!                        launch at a time (linux/workslot.rs)
 //! <vol>/root             empty; each launch mounts its new root here, in its own mount namespace
 //! <vol>/scratch/<role>   {scratch}: builds and caches
 //! <vol>/home/<role>      the role's throwaway HOME (XDG/cargo/npm caches under it)
@@ -245,23 +246,16 @@ fn mkdir(path: &Path, mode: u32, owner: Option<Identity>) -> Result<(), VolumeEr
             source,
         })?;
     // The umask may have narrowed the mode; an existing dir keeps whatever it had. Only what
-    // differs is changed: a chmod or chown of a settled volume would be a journal write at every
-    // launch, for nothing.
-    // chmod follows a symlink (a `--volume` given as one), lchown does not: compare likewise.
-    let stat = |follow: bool| {
-        if follow {
-            std::fs::metadata(path)
-        } else {
-            std::fs::symlink_metadata(path)
-        }
-        .map_err(|source| VolumeError::Create {
-            path: path.to_path_buf(),
-            source,
-        })
+    // differs is changed: a chmod or chown of a settled volume would be an inode write at every
+    // launch, for nothing. chmod follows a symlink (a `--volume` given as one), lchown does not:
+    // compare likewise.
+    let stat_err = |source| VolumeError::Create {
+        path: path.to_path_buf(),
+        source,
     };
-    let meta = stat(false)?;
+    let meta = std::fs::symlink_metadata(path).map_err(stat_err)?;
     let target = if meta.is_symlink() {
-        stat(true)?
+        std::fs::metadata(path).map_err(stat_err)?
     } else {
         meta.clone()
     };

@@ -358,24 +358,6 @@ mod tests {
         assert_eq!(dir.warning, None);
     }
 
-    /// The jail crate keeps its own `Layer` (it does not depend on the contracts crate); doctor,
-    /// `--layer-off` and the run map between the two by name, so the names must agree.
-    #[test]
-    fn the_contract_and_the_jail_name_the_same_layers_in_the_same_order() {
-        let contract: Vec<&str> = protocol::roles::Layer::ALL
-            .iter()
-            .map(|l| l.as_str())
-            .collect();
-        let jail: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
-        assert_eq!(contract, jail);
-        for l in Layer::ALL {
-            assert_eq!(
-                serde_json::to_value(l).unwrap(),
-                serde_json::Value::from(l.name())
-            );
-        }
-    }
-
     #[test]
     fn a_directory_volume_on_a_journal_less_ext4_is_warned_about() {
         use sandbox::volume_fs::VolumeFs;

@@ -175,7 +175,7 @@ impl SandboxLauncher {
                 let work = self.volume.join("work");
                 if self.overlay(role) {
                     // The engine materialised the lower layer and made the upper one; each launch
-                    // gets its own overlay work dir under `ovl/`, removed afterwards.
+                    // claims a reusable overlay work dir (a slot) under `ovl/`.
                     let ovl = self.volume.join("ovl");
                     mkdir(&ovl, None).map_err(|e| err(&ovl, e))?;
                     repo = Some(RepoView {

@@ -358,7 +358,6 @@ fn make_cgroup(s: &mut Supervisor<'_>, pid: libc::pid_t) -> Result<Option<cgroup
     }
 }
 
-/// Waits for `pid`, forwarding signals; SIGKILLs it at the wall-clock deadline.
 /// Waits for pid 1, forwarding signals and enforcing the wall clock. `idle` is given the time
 /// while nothing is pending, one step per call (it returns false when it has nothing left).
 fn wait_with_deadline(

@@ -212,13 +212,16 @@ fn apply(
                     if let Some(mnt) = mnt {
                         return super::premount::attach(&mnt, &path).map_err(err);
                     }
-                    let (l, u, w) = overlay_layers(lower, u, &slot);
-                    format!("lowerdir={l},upperdir={u},workdir={w},volatile")
+                    format!(
+                        "lowerdir={},upperdir={},workdir={},volatile",
+                        lowerdir(lower),
+                        escape_overlay(u),
+                        escape_overlay(&slot)
+                    )
                 }
                 None => {
                     flags |= libc::MS_RDONLY;
-                    let (l, _, _) = overlay_layers(lower, Path::new(""), Path::new(""));
-                    format!("lowerdir={l}")
+                    format!("lowerdir={}", lowerdir(lower))
                 }
             };
             let data = CString::new(data).map_err(|_| MountError::Nul(target.clone()))?;
@@ -310,22 +313,14 @@ fn device(made: &mut Made, base: &Path, node: &Path) -> Result<(), MountError> {
     }
 }
 
-/// An overlay's `lowerdir` (colon-separated, top first), `upperdir` and `workdir` values, escaped.
-pub(super) fn overlay_layers(
-    lower: &[PathBuf],
-    upper: &Path,
-    work: &Path,
-) -> (String, String, String) {
+/// An overlay's `lowerdir` value: the layers colon-separated, top first, each escaped.
+pub(super) fn lowerdir(lower: &[PathBuf]) -> String {
     let lowers: Vec<String> = lower.iter().map(|l| escape_overlay(l)).collect();
-    (
-        lowers.join(":"),
-        escape_overlay(upper),
-        escape_overlay(work),
-    )
+    lowers.join(":")
 }
 
 /// Overlay's option parser splits on `,` and `:`; escape them.
-fn escape_overlay(p: &Path) -> String {
+pub(super) fn escape_overlay(p: &Path) -> String {
     let s = p.to_string_lossy();
     s.replace('\\', "\\\\")
         .replace(',', "\\,")

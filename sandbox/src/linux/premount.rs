@@ -100,10 +100,9 @@ pub fn attach(mnt: &OwnedFd, target: &Path) -> io::Result<()> {
 /// nowhere.
 fn detached_overlay(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Result<OwnedFd> {
     let fs = mount_api::fsopen(c"overlay")?;
-    let (lowerdir, upperdir, workdir) = mounts::overlay_layers(lower, upper, work);
-    mount_api::set_string(&fs, "lowerdir", &lowerdir)?;
-    mount_api::set_string(&fs, "upperdir", &upperdir)?;
-    mount_api::set_string(&fs, "workdir", &workdir)?;
+    mount_api::set_string(&fs, "lowerdir", &mounts::lowerdir(lower))?;
+    mount_api::set_string(&fs, "upperdir", &mounts::escape_overlay(upper))?;
+    mount_api::set_string(&fs, "workdir", &mounts::escape_overlay(work))?;
     mount_api::set_flag(&fs, "volatile")?;
     mount_api::create(&fs)?;
     mount_api::fsmount(&fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
