@@ -16,8 +16,10 @@
 # PACE=S sleeps S seconds before every launch (hyperfine --prepare): launches at the rate of a
 # real run instead of back to back (the journal-less ext4 cost above grows with the rate).
 # Prints median and p95 of each; the raw figures go to bench/out/launch.json.
-# Needs root (per-role users, cgroups). Idempotent: installs hyperfine/bubblewrap only if missing,
-# creates the role user orch-codegen only if missing (and then removes it again on exit).
+# Needs root (per-role users, cgroups, the loop mount). Idempotent: installs hyperfine,
+# bubblewrap, jq and e2fsprogs only if missing, creates the role users orch-codegen and
+# orch-planner only if missing (and then removes them again on exit), unmounts and deletes the
+# journaled image on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
